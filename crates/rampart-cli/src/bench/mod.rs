@@ -1,0 +1,56 @@
+//! `rampart bench …`: benchmark harnesses. Each figure is measured beside its baseline in the same
+//! run and reported with the ratio, because absolute numbers on shared machines are noisy.
+
+mod auth;
+mod ledger;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use rampart_types::TenantId;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Token verification and authenticated requests through the full middleware stack.
+    Auth(auth::AuthArgs),
+    /// Ledger appends acknowledged after fsync (1–256 writers, and a fixed offered load) beside
+    /// Postgres INSERTs with synchronous_commit = on; then full-log verification speed.
+    Ledger(ledger::LedgerArgs),
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Auth(args) => auth::run(args).await,
+        BenchCommand::Ledger(args) => ledger::run(args).await,
+    }
+}
+
+/// Latency samples in microseconds, sorted.
+pub struct Latencies(Vec<u32>);
+
+impl Latencies {
+    pub fn new(mut micros: Vec<u32>) -> Self {
+        micros.sort_unstable();
+        Self(micros)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `p` quantile (0..=1) in milliseconds; 0 when there are no samples.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let last = self.0.len().saturating_sub(1) as f64;
+        self.0
+            .get((last * p).round() as usize)
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    }
+}
+
+/// A fresh directory for one benchmark run under `parent`.
+pub fn scratch_dir(parent: &Path) -> anyhow::Result<PathBuf> {
+    let dir = parent.join(format!("rampart-bench-{}", TenantId::random()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

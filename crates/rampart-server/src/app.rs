@@ -1,0 +1,324 @@
+//! The router, its OpenAPI document, and serving it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Extension};
+use axum::http::{HeaderValue, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use rampart_store::{Scope, TenantScope};
+use rampart_types::{AuditAction, AuditEvent, Outcome};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::edge;
+use crate::keys::RELOAD_INTERVAL;
+use crate::routes::{apikeys, audit, auth, health, keys, ledger, tenants, tlog};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rampart",
+        description = "Rampart's control-plane API. Errors are RFC 9457 problem details \
+                       (`application/problem+json`) with `code` and `request_id` members.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(rampart_types::Problem)),
+    tags(
+        (name = "auth", description = "Tokens, revocation, JWKS"),
+        (name = "tenants", description = "Tenants (platform operator)"),
+        (name = "apikeys", description = "API keys"),
+        (name = "audit", description = "The audit trail and its tamper-evident ledger"),
+        (name = "tlog", description = "The ledger as a C2SP tiled transparency log (read-only, public)"),
+        (name = "keys", description = "Signing keys"),
+        (name = "health", description = "Liveness and readiness"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /v1/auth/token`. The scopes listed on an \
+                         operation are the capabilities it needs.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the problem responses every operation can give, so each route's annotation lists only
+/// what is particular to it: 500/503 everywhere; 400/413/415/422 where there is a body; 401/403
+/// where a token is needed; 400 where there are parameters.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.responses.insert(
+            "Problem".into(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("An RFC 9457 problem; `code` names the kind (docs/problems.md)")
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let mut codes = vec!["500", "503"];
+                if op.request_body.is_some() {
+                    codes.extend(["400", "413", "415", "422"]);
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    codes.extend(["401", "403"]);
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    codes.push("400");
+                }
+                for code in codes {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Problem")));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct OpenApiJson(Arc<String>);
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
+    let mut res = doc.as_str().to_owned().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(auth::jwks))
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::revoke_token))
+        .routes(routes!(tenants::create_tenant, tenants::list_tenants))
+        .routes(routes!(tenants::get_tenant))
+        .routes(routes!(apikeys::create, apikeys::list))
+        .routes(routes!(apikeys::rotate))
+        .routes(routes!(apikeys::revoke))
+        .routes(routes!(audit::list_events))
+        .routes(routes!(ledger::checkpoint, ledger::publish_checkpoint))
+        .routes(routes!(ledger::verifier_key))
+        .routes(routes!(ledger::entry))
+        .routes(routes!(ledger::inclusion_proof))
+        .routes(routes!(ledger::consistency_proof))
+        .routes(routes!(ledger::receipt))
+        .routes(routes!(ledger::erase))
+        .routes(routes!(ledger::zones))
+        .routes(routes!(tlog::checkpoint))
+        .routes(routes!(keys::rotate_signing_key))
+        .split_for_parts();
+    // Tile paths have several segments: the route takes a wildcard where the document (which
+    // cannot express one) names a single parameter. Same handler, same path.
+    let router = router.route("/tlog/tile/{*path}", axum::routing::get(tlog::tile));
+    let tile_doc = OpenApiRouter::<AppState>::new()
+        .routes(routes!(tlog::tile))
+        .split_for_parts()
+        .1;
+    doc.merge(tile_doc);
+    ProblemResponses.modify(&mut doc);
+    (router, doc)
+}
+
+/// The OpenAPI document of the API.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().1
+}
+
+/// The whole application: routes, edge middleware, limits.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = documented_routes();
+    let doc_json = OpenApiJson(Arc::new(doc.to_pretty_json().unwrap_or_default()));
+    routes
+        .fallback(edge::not_found)
+        .layer(Extension(doc_json))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(edge::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            edge::TIMEOUT_STATUS,
+            state.config.request_timeout,
+        ))
+        .layer(middleware::from_fn(edge::edge))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests (each of which commits
+/// before it answers) and closes the store.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let maintenance = tokio::spawn(maintenance(state.clone()));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    maintenance.abort();
+    // Every acknowledged audit record is already on disk; this publishes a last checkpoint.
+    let ledger = state.ledger.clone();
+    let _ = tokio::task::spawn_blocking(move || ledger.shutdown()).await;
+    state.store.close().await;
+    result
+}
+
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Background upkeep: re-read signing keys (rotations by other nodes), rotate on schedule, purge
+/// expired revocation entries.
+async fn maintenance(state: AppState) {
+    let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge = Instant::now();
+    loop {
+        tick.tick().await;
+        let purge_due = last_purge.elapsed() >= PURGE_INTERVAL;
+        if purge_due {
+            last_purge = Instant::now();
+        }
+        maintain(&state, purge_due).await;
+    }
+}
+
+/// One round of upkeep; errors are logged (the next round retries).
+pub async fn maintain(state: &AppState, purge_expired: bool) {
+    if let Err(e) = scheduled_rotation(state).await {
+        tracing::error!(error = %e, "scheduled signing key rotation failed");
+    }
+    if let Err(e) = state.keys.reload().await {
+        tracing::warn!(error = %e, "signing key reload failed");
+    }
+    if purge_expired && let Err(e) = purge(state).await {
+        tracing::warn!(error = %e, "purging expired token state failed");
+    }
+}
+
+fn system_scope(state: &AppState) -> Scope {
+    Scope::Tenant(TenantScope {
+        tenant: state.system_tenant,
+        subject: "system".into(),
+        platform: true,
+    })
+}
+
+async fn scheduled_rotation(state: &AppState) -> Result<(), String> {
+    let now = state.clock.now();
+    if let Some(current) = state.keys.current()
+        && now.duration_since(current.signer_created_at) < state.config.signing_key_rotation_period
+    {
+        return Ok(());
+    }
+    let mut tx = state
+        .store
+        .begin(system_scope(state))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(rotation) = state
+        .keys
+        .rotate_in(&mut tx, true)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let event = AuditEvent {
+        tenant_id: state.system_tenant,
+        request_id: None,
+        actor: "system".into(),
+        action: AuditAction::SigningKeyRotate,
+        resource: format!("signing_key:{}", rotation.new_kid),
+        outcome: Outcome::Success,
+        detail: json!({ "reason": "scheduled", "retired": rotation.retired_kids }),
+        at: now,
+    };
+    state
+        .audit
+        .record(&mut tx, &event)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    tracing::info!(kid = %rotation.new_kid, "rotated the signing key on schedule");
+    state.keys.reload().await.map_err(|e| e.to_string())
+}
+
+async fn purge(state: &AppState) -> Result<(), String> {
+    let now = state.clock.now();
+    let mut tx = state
+        .store
+        .begin_read(system_scope(state))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tenants = tx.list_tenants().await.map_err(|e| e.to_string())?;
+    drop(tx);
+    for t in tenants {
+        let mut tx = state
+            .store
+            .begin(Scope::Tenant(TenantScope {
+                tenant: t.id,
+                subject: "system".into(),
+                platform: false,
+            }))
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.purge_expired(t.id, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

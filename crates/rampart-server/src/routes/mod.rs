@@ -1,0 +1,11 @@
+//! The HTTP API. Each handler carries its OpenAPI description, and the router is built from
+//! those descriptions, so a route cannot exist without being documented.
+
+pub mod apikeys;
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod keys;
+pub mod ledger;
+pub mod tenants;
+pub mod tlog;

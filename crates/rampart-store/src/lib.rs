@@ -1,0 +1,28 @@
+//! Rampart's tenant-scoped storage.
+//!
+//! What it is: one repository API — methods on [`Tx`], grouped by what they store — over two
+//! backends: Postgres (production), where row-level security enforced by the database is the
+//! second wall around every tenant, and SQLite (the embedded default), where the transaction
+//! itself refuses any tenant but its own. Every tenant-owned method takes a [`TenantId`]; every
+//! transaction is opened for a [`Scope`] that comes from a verified credential.
+//!
+//! What it does not do: no authorisation decisions (the server makes them and opens the matching
+//! scope), no cryptography beyond hashing migration texts, no HTTP.
+//!
+//! [`TenantId`]: rampart_types::TenantId
+
+mod db;
+mod error;
+mod migrate;
+mod records;
+mod repo;
+mod scope;
+mod store;
+
+pub use error::StoreError;
+pub use records::{
+    ApiKeyRecord, AuditRecord, FamilyRecord, LedgerKeyRecord, LedgerPosition, RefreshRecord,
+    SigningKeyRecord, TenantRecord, TokenLiveness,
+};
+pub use scope::{Lookup, Scope, TenantScope};
+pub use store::{Backend, Store, StoreOptions, Tx, postgres_app_grants};

@@ -1,0 +1,142 @@
+//! The audit record every security decision produces.
+//!
+//! Records name who did what to which resource, and the outcome, but never carry a secret: no
+//! key, token, password or secret value ever goes into `detail`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RequestId, TenantId, Timestamp};
+
+macro_rules! actions {
+    ($($(#[$meta:meta])* $variant:ident = $name:literal;)+) => {
+        /// What happened. The wire names are stable: auditors filter on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($(#[$meta])* $variant,)+
+        }
+
+        impl AuditAction {
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant,)+];
+
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(AuditAction::$variant => $name,)+ }
+            }
+
+            #[must_use]
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(AuditAction::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+actions! {
+    /// A tenant was created.
+    TenantCreate = "tenant.create";
+    /// An API key was created (including the operator key at first start).
+    ApiKeyCreate = "apikey.create";
+    /// An API key was presented at the token endpoint.
+    ApiKeyUse = "apikey.use";
+    /// An API key was rotated: a successor was issued and the old key's expiry shortened.
+    ApiKeyRotate = "apikey.rotate";
+    /// An API key was revoked, with every token family it started.
+    ApiKeyRevoke = "apikey.revoke";
+    /// An access token (and a refresh token of a new family) was issued.
+    TokenIssue = "token.issue";
+    /// A refresh token was exchanged for its successor.
+    TokenRefresh = "token.refresh";
+    /// A refresh token was presented again inside the grace window and got the same successor.
+    TokenRefreshGrace = "token.refresh_grace";
+    /// A used refresh token was presented again: the family was revoked.
+    TokenReuseDetected = "token.reuse_detected";
+    /// A token was revoked through the revocation endpoint.
+    TokenRevoke = "token.revoke";
+    /// The token signing key was rotated.
+    SigningKeyRotate = "signing_key.rotate";
+    /// A tenant's ledger keys were destroyed: its audit records' contents are erased.
+    LedgerKeysDestroy = "ledger_keys.destroy";
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom("unknown audit action"))
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Outcome {
+    /// The action was carried out.
+    Success,
+    /// The action was refused (bad credential, missing capability, revoked, expired …).
+    Denied,
+}
+
+impl Outcome {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "denied" => Some(Outcome::Denied),
+            _ => None,
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// The tenant the action touched.
+    pub tenant_id: TenantId,
+    /// The request it happened in, when it came through the API.
+    pub request_id: Option<RequestId>,
+    /// Who acted: `apikey:<id>`, `operator`, `system`.
+    pub actor: String,
+    pub action: AuditAction,
+    /// What was acted on, e.g. `apikey:<id>`, `tenant:<uuid>`, `token_family:<uuid>`.
+    pub resource: String,
+    pub outcome: Outcome,
+    /// Extra facts (reason strings, capability lists, ids). Never a secret.
+    pub detail: serde_json::Value,
+    pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for a in AuditAction::ALL {
+            assert!(seen.insert(a.as_str()), "duplicate {a}");
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Shared vocabulary of Rampart.
+//!
+//! What it is: the small, dependency-light types every other crate speaks — typed identifiers
+//! ([`TenantId`], [`RequestId`], …), named [`Capability`] sets, the injected [`Clock`] and
+//! [`Timestamp`], the RFC 9457 [`Problem`] body, and the [`AuditEvent`] record that every security
+//! decision produces.
+//!
+//! What it does not do: no I/O, no cryptography, no storage. Anything that needs a key, a socket or
+//! a file lives in a crate above this one.
+
+mod audit;
+mod capability;
+mod clock;
+mod duration;
+mod ids;
+mod problem;
+
+pub use audit::{AuditAction, AuditEvent, Outcome};
+pub use capability::{Capability, CapabilitySet, UnknownCapability};
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use duration::{DurationParseError, format_duration, parse_duration};
+pub use ids::{FamilyId, IdParseError, RequestId, TenantId, TokenId, truncate_for_display};
+pub use problem::Problem;
