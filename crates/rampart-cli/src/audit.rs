@@ -1,15 +1,16 @@
 //! `rampart audit …`: offline verification of the ledger, and its verifier key.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rampart_ledger::note::NoteVerifier;
 use rampart_ledger::verify::verify_zone;
-use rampart_ledger::zone::LocalZone;
+use rampart_ledger::zone::{LocalZone, Zone};
 use rampart_server::Config;
 use serde_json::json;
 
@@ -31,9 +32,10 @@ pub enum AuditCommand {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// A ledger zone directory to verify (repeatable; default: the configured zones).
-    #[arg(long = "zone", value_name = "DIR")]
-    pub zones: Vec<PathBuf>,
+    /// A ledger zone to verify: a directory, or an `s3://bucket/prefix?endpoint=…` location read
+    /// with the configured S3 credentials (repeatable; default: the configured zones).
+    #[arg(long = "zone", value_name = "DIR|S3-URL")]
+    pub zones: Vec<String>,
     /// The verifier key to check checkpoints against (default: derived from the root key). An
     /// auditor without the root key passes the published one.
     #[arg(long, value_name = "KEY")]
@@ -110,30 +112,46 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => derived_verifier(&config)?,
     };
     let zones = if args.zones.is_empty() {
-        config.effective_ledger_zones()
+        config
+            .effective_ledger_zones()
+            .iter()
+            .map(|d| d.display().to_string())
+            .chain(config.ledger_s3_zones.iter().cloned())
+            .collect()
     } else {
         args.zones.clone()
     };
     let json_out = args.json;
-    tokio::task::spawn_blocking(move || verify_zones(&zones, &verifier, json_out)).await?
+    tokio::task::spawn_blocking(move || verify_zones(&config, &zones, &verifier, json_out)).await?
+}
+
+/// Opens a zone for reading: an S3 location, or a directory.
+fn open_zone(config: &Config, spec: &str) -> anyhow::Result<Arc<dyn Zone>> {
+    if spec.starts_with("s3://") {
+        return Ok(rampart_server::state::open_s3_zone(config, spec)?);
+    }
+    Ok(Arc::new(
+        LocalZone::open_read_only(Path::new(spec)).with_context(|| format!("zone {spec}"))?,
+    ))
 }
 
 fn verify_zones(
-    zones: &[PathBuf],
+    config: &Config,
+    zones: &[String],
     verifier: &NoteVerifier,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     let mut results = Vec::new();
-    for dir in zones {
-        let name = dir.display().to_string();
-        let zone = LocalZone::open_read_only(dir).with_context(|| format!("zone {name}"))?;
+    for name in zones {
+        let zone = open_zone(config, name)?;
+        let name = zone.describe();
         let mut progress = Progress {
             zone: name.clone(),
             tty: std::io::stderr().is_terminal(),
             last: Instant::now(),
         };
-        let outcome = verify_zone(&zone, verifier, &mut |d, t| progress.report(d, t));
+        let outcome = verify_zone(zone.as_ref(), verifier, &mut |d, t| progress.report(d, t));
         progress.finish();
         match outcome {
             Ok(r) => {

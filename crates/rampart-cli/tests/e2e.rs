@@ -18,21 +18,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
-/// The virtualenv `scripts/test` creates, or `RAMPART_TEST_PYTHON`.
 fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("RAMPART_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let p = target.join("pyenv/bin/python");
-    assert!(
-        p.exists(),
-        "this test needs the Python environment at {} (PyJWT); run scripts/test, which creates it",
-        p.display()
-    );
-    p
+    rampart_testkit::test_python()
 }
 
 struct Server {

@@ -17,6 +17,8 @@ pub mod entry;
 pub mod hash;
 mod log;
 pub mod note;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod state;
 pub mod tile;
 pub mod tree;

@@ -66,6 +66,24 @@ pub struct Config {
     pub ledger_max_batch_wait: Duration,
     /// The ledger's origin (checkpoint signer name); default derived from the root key.
     pub ledger_origin: Option<String>,
+    /// S3 zones with Object Lock (`s3://bucket/prefix?endpoint=…`), in addition to the
+    /// directories; need a build with the `s3` feature.
+    pub ledger_s3_zones: Vec<String>,
+    pub ledger_s3_access_key_id: Option<String>,
+    pub ledger_s3_secret_access_key: Option<SecretString>,
+}
+
+/// Whether `url` is an S3 zone this build can open.
+fn check_s3_zone(url: &str) -> Result<(), String> {
+    #[cfg(feature = "s3")]
+    {
+        rampart_ledger::s3::S3Location::parse(url).map(|_| ())
+    }
+    #[cfg(not(feature = "s3"))]
+    {
+        let _ = url;
+        Err("this build has no S3 support; build with `--features s3`".into())
+    }
 }
 
 impl Config {
@@ -213,6 +231,28 @@ impl Config {
                     .collect::<Vec<_>>(),
             )
         });
+        let ledger_s3_zones = l.field("ledger_s3_zones", "", |s| {
+            let urls: Vec<String> = s
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect();
+            for url in &urls {
+                check_s3_zone(url)?;
+            }
+            Ok::<_, String>(urls)
+        });
+        let ledger_s3_access_key_id = l.plain("ledger_s3_access_key_id");
+        let ledger_s3_secret_access_key = l.secret("ledger_s3_secret_access_key");
+        if ledger_s3_zones.as_ref().is_some_and(|z| !z.is_empty())
+            && (ledger_s3_access_key_id.is_none() || ledger_s3_secret_access_key.is_none())
+        {
+            l.error(
+                "ledger_s3_zones",
+                "need `ledger_s3_access_key_id` and `ledger_s3_secret_access_key`",
+            );
+        }
         let ledger_quorum = l.field("ledger_quorum", "0", |s| {
             s.parse::<usize>()
                 .map(|n| (n > 0).then_some(n))
@@ -263,8 +303,10 @@ impl Config {
                 "must not be longer than `api_key_max_ttl`",
             );
         }
-        if let (Some(zones), Some(Some(q))) = (&ledger_zones, ledger_quorum) {
-            let n = zones.len().max(1);
+        if let (Some(zones), Some(s3), Some(Some(q))) =
+            (&ledger_zones, &ledger_s3_zones, ledger_quorum)
+        {
+            let n = zones.len().max(1) + s3.len();
             if q > n {
                 l.error(
                     "ledger_quorum",
@@ -310,6 +352,9 @@ impl Config {
                 ledger_checkpoint_interval: ledger_checkpoint_interval?,
                 ledger_max_batch_wait: ledger_max_batch_wait?,
                 ledger_origin: ledger_origin?,
+                ledger_s3_zones: ledger_s3_zones?,
+                ledger_s3_access_key_id,
+                ledger_s3_secret_access_key,
             })
         })();
         config

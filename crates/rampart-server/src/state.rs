@@ -231,13 +231,10 @@ pub fn ledger_signer(
         .map_err(|e| StartError::Setup(format!("ledger origin `{origin}`: {e}")))
 }
 
-/// The ledger's configuration: its zones (opened, so their directories exist and are locked) and
-/// its signer. Open it with [`Ledger::open`] on a blocking thread.
-pub fn ledger_config(
-    config: &Config,
-    root: &RootKey,
-    node_id: &str,
-) -> Result<LedgerConfig, StartError> {
+/// The ledger's configuration: its zones (opened, so their directories exist and are locked, and
+/// each bucket was checked for Object Lock) and its signer. Blocks: call it, and open the ledger
+/// with [`Ledger::open`], on a blocking thread.
+pub fn ledger_config(config: &Config, signer: NoteSigner) -> Result<LedgerConfig, StartError> {
     let mut zones: Vec<Arc<dyn Zone>> = Vec::new();
     for dir in config.effective_ledger_zones() {
         create_private_dir(&dir)?;
@@ -247,12 +244,47 @@ pub fn ledger_config(
         })?;
         zones.push(Arc::new(zone));
     }
+    for url in &config.ledger_s3_zones {
+        zones.push(open_s3_zone(config, url)?);
+    }
     let n = zones.len();
-    let mut lc = LedgerConfig::new(zones, ledger_signer(config, root, node_id)?);
+    let mut lc = LedgerConfig::new(zones, signer);
     lc.quorum = config.ledger_quorum.unwrap_or(n);
     lc.checkpoint_interval = config.ledger_checkpoint_interval;
     lc.max_batch_wait = config.ledger_max_batch_wait;
     Ok(lc)
+}
+
+/// Opens the S3 zone at `url` with the configured credentials (blocking: it checks the bucket).
+#[cfg(feature = "s3")]
+pub fn open_s3_zone(config: &Config, url: &str) -> Result<Arc<dyn Zone>, StartError> {
+    use rampart_ledger::s3::{S3Client, S3Credentials, S3Location, S3Zone};
+    let location = S3Location::parse(url)
+        .map_err(|e| StartError::Setup(format!("ledger zone `{url}`: {e}")))?;
+    let (Some(id), Some(secret)) = (
+        &config.ledger_s3_access_key_id,
+        &config.ledger_s3_secret_access_key,
+    ) else {
+        return Err(StartError::Setup(
+            "S3 ledger zones need `ledger_s3_access_key_id` and `ledger_s3_secret_access_key`"
+                .into(),
+        ));
+    };
+    let creds = S3Credentials {
+        access_key_id: id.clone(),
+        secret_access_key: Secret::new(secret.expose().clone()),
+    };
+    let zone = S3Zone::open(S3Client::new(location, creds))
+        .map_err(|e| StartError::Setup(format!("ledger zone: {e}")))?;
+    Ok(Arc::new(zone))
+}
+
+/// Without the `s3` feature there are no S3 zones (the configuration refuses them).
+#[cfg(not(feature = "s3"))]
+pub fn open_s3_zone(_config: &Config, url: &str) -> Result<Arc<dyn Zone>, StartError> {
+    Err(StartError::Setup(format!(
+        "ledger zone `{url}`: this build has no S3 support; build with `--features s3`"
+    )))
 }
 
 /// Opens this node's ledger (recovering it after a crash) and the per-tenant keys its records are
@@ -266,10 +298,13 @@ pub async fn open_ledger(
 ) -> Result<LedgerAuditSink, StartError> {
     let node = node_id(config, true)?;
     bootstrap::claim_ledger_origin(store, &ledger_origin(config, &node), &node).await?;
-    let ledger_config = ledger_config(config, root, &node)?;
-    let ledger = tokio::task::spawn_blocking(move || Ledger::open(ledger_config))
-        .await
-        .map_err(|e| StartError::Setup(format!("opening the ledger: {e}")))??;
+    let signer = ledger_signer(config, root, &node)?;
+    let config = config.clone();
+    let ledger = tokio::task::spawn_blocking(move || -> Result<Ledger, StartError> {
+        Ok(Ledger::open(ledger_config(&config, signer)?)?)
+    })
+    .await
+    .map_err(|e| StartError::Setup(format!("opening the ledger: {e}")))??;
     Ok(LedgerAuditSink {
         ledger: Arc::new(ledger),
         keys: Arc::new(LedgerKeys::new(

@@ -173,3 +173,78 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
         self.clone()
     }
 }
+
+/// The Python interpreter of the test virtualenv `scripts/test` creates (interop clients, moto):
+/// `RAMPART_TEST_PYTHON`, else `<target>/pyenv/bin/python`. Panics, saying how to get it, when
+/// there is none.
+#[must_use]
+pub fn test_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("RAMPART_TEST_PYTHON") {
+        return p.into();
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        std::path::PathBuf::from,
+    );
+    let p = target.join("pyenv/bin/python");
+    assert!(
+        p.exists(),
+        "this test needs the Python environment at {}; run scripts/test, which creates it",
+        p.display()
+    );
+    p
+}
+
+/// A `moto` S3 server in server mode on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct MotoServer {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl MotoServer {
+    /// Starts one and waits until it answers.
+    #[must_use]
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let python = test_python();
+        let child = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting moto with {}: {e}", python.display()));
+        let server = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start on port {port} within 30 s (is moto[server] installed in {}?)",
+                python.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
