@@ -233,6 +233,18 @@ pub struct LocalZone {
     unsynced_dirs: Mutex<BTreeSet<PathBuf>>,
 }
 
+/// Bytes reserved on disk for a new WAL segment: room for a segment of ~500-byte entries.
+const WAL_PREALLOCATE: u64 = WAL_SEGMENT_ENTRIES * 512;
+
+/// Reserves a new segment's blocks up front, without changing its length (`FALLOC_FL_KEEP_SIZE`:
+/// readers and recovery see exactly the bytes appended). Appends then find their blocks
+/// allocated, so an `fdatasync` does not also wait for the filesystem to allocate more — measured
+/// on ext4 as a 10–17 ms stall every few hundred kilobytes of WAL. Best effort: a filesystem
+/// without `fallocate` just allocates as it goes.
+fn preallocate_wal(f: &File) {
+    let _ = rustix::fs::fallocate(f, rustix::fs::FallocateFlags::KEEP_SIZE, 0, WAL_PREALLOCATE);
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -361,6 +373,7 @@ impl Zone for LocalZone {
             let existed = path.exists();
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
             if !existed {
+                preallocate_wal(&f);
                 sync_dir(&self.root.join("wal"))?;
             }
             *guard = Some((segment, f));
