@@ -765,6 +765,45 @@ mod tests {
     }
 
     #[test]
+    fn s3_ledger_zones_are_checked_and_their_secret_never_shows() {
+        let zone = "s3://audit-bucket/node-1?endpoint=http://127.0.0.1:9000";
+        let missing = load(&[("RAMPART_LEDGER_S3_ZONES", zone)], None).unwrap_err();
+        #[cfg(feature = "s3")]
+        assert!(
+            missing.to_string().contains("ledger_s3_secret_access_key"),
+            "{missing}"
+        );
+        #[cfg(not(feature = "s3"))]
+        assert!(missing.to_string().contains("--features s3"), "{missing}");
+        let with = [
+            ("RAMPART_LEDGER_S3_ZONES", zone),
+            ("RAMPART_LEDGER_S3_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("RAMPART_LEDGER_S3_SECRET_ACCESS_KEY", "s3-canary-secret-77"),
+            ("RAMPART_LEDGER_QUORUM", "2"),
+        ];
+        #[cfg(feature = "s3")]
+        {
+            let c = load(&with, None).unwrap();
+            assert_eq!(c.ledger_s3_zones, vec![zone.to_owned()]);
+            assert!(!format!("{c:?}").contains("s3-canary-secret"));
+            let bad = load(
+                &[with[0], with[1], with[2], ("RAMPART_LEDGER_QUORUM", "3")],
+                None,
+            )
+            .unwrap_err();
+            assert!(bad.to_string().contains("only 2 ledger zones"), "{bad}");
+            let bad = load(
+                &[("RAMPART_LEDGER_S3_ZONES", "s3://x?endpoint=ftp://h")],
+                None,
+            )
+            .unwrap_err();
+            assert!(bad.to_string().contains("ledger_s3_zones"), "{bad}");
+        }
+        #[cfg(not(feature = "s3"))]
+        assert!(load(&with, None).is_err());
+    }
+
+    #[test]
     fn secrets_come_from_env_files_or_toml_and_never_show() {
         let dir = tempfile::tempdir().unwrap();
         let secret_file = dir.path().join("db-url");
