@@ -709,3 +709,71 @@ fn the_ledger_verifies_offline_and_names_tampering() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--verifier-key"));
 }
+
+/// The server keeps its ledger in an Object Lock bucket as well as on disk (moto in server mode),
+/// and `audit verify` checks both; a bucket without Object Lock stops start-up.
+#[cfg(feature = "s3")]
+#[test]
+fn the_ledger_is_kept_in_an_object_lock_bucket_too() {
+    use rampart_ledger::s3::{S3Client, S3Credentials, S3Location};
+    let moto = rampart_testkit::MotoServer::start();
+    let zone = format!(
+        "s3://rampart-e2e/node-1?endpoint={}&retain_days=1",
+        moto.endpoint
+    );
+    let location = S3Location::parse(&zone).unwrap();
+    let creds = || S3Credentials {
+        access_key_id: "e2e".into(),
+        secret_access_key: rampart_crypto::Secret::new("e2e-secret-canary".into()),
+    };
+    S3Client::new(location, creds())
+        .create_bucket_with_object_lock()
+        .unwrap();
+    let env = [
+        ("RAMPART_LEDGER_S3_ZONES", zone.as_str()),
+        ("RAMPART_LEDGER_S3_ACCESS_KEY_ID", "e2e"),
+        ("RAMPART_LEDGER_S3_SECRET_ACCESS_KEY", "e2e-secret-canary"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start_with_env(d, &env);
+    let key = operator_key(&server.stdout);
+    json_out(&cli(d, &server.addr, &key, &["tenant", "create", "acme"]));
+    let (_, stderr) = server.stop();
+    assert!(
+        !stderr.iter().any(|l| l.contains("e2e-secret-canary")),
+        "the S3 secret is never logged"
+    );
+
+    let o = clean_command(d)
+        .args(["audit", "verify", "--data-dir", "data", "--json"])
+        .envs(env)
+        .output()
+        .unwrap();
+    let report = json_out(&o);
+    assert_eq!(report["ok"], true, "{report}");
+    let zones = report["zones"].as_array().unwrap();
+    assert_eq!(zones.len(), 2, "{report}");
+    assert!(
+        zones[1]["zone"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://rampart-e2e/node-1")
+    );
+    assert!(zones[1]["entries"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(zones[0]["entries"], zones[1]["entries"]);
+
+    // A bucket without Object Lock is refused at start-up, naming the problem.
+    let plain = format!("s3://rampart-e2e-plain?endpoint={}", moto.endpoint);
+    let c = S3Client::new(S3Location::parse(&plain).unwrap(), creds());
+    assert_eq!(c.send("PUT", "", &[], &[], b"").unwrap().status, 200);
+    let o = clean_command(d)
+        .args(["serve", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .envs([env[1], env[2], ("RAMPART_LEDGER_S3_ZONES", plain.as_str())])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("Object Lock is not enabled"), "{stderr}");
+    assert!(!stderr.contains("e2e-secret-canary"));
+}
