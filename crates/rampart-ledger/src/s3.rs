@@ -627,6 +627,22 @@ impl S3Zone {
         Ok(objects)
     }
 
+    /// The length of a segment's contiguous bytes from offset 0, after deleting any object past
+    /// a gap (left by an interrupted truncation): appends must never run into stale bytes.
+    fn contiguous_len(&self, segment: u64) -> io::Result<u64> {
+        let mut len = 0u64;
+        for (offset, key) in self.wal_objects(segment)? {
+            if offset == len
+                && let Some(b) = self.client.get(&key)?
+            {
+                len += b.len() as u64;
+            } else {
+                self.client.delete(&key)?;
+            }
+        }
+        Ok(len)
+    }
+
     /// The contiguous bytes of a segment from offset 0, if it has any object.
     fn read_segment(&self, segment: u64) -> io::Result<Option<Vec<u8>>> {
         let objects = self.wal_objects(segment)?;
@@ -656,7 +672,7 @@ impl Zone for S3Zone {
         let mut lens = self.wal_len.lock().map_err(poisoned)?;
         let offset = match lens.get(&segment) {
             Some(&n) => n,
-            None => self.read_segment(segment)?.map_or(0, |b| b.len() as u64),
+            None => self.contiguous_len(segment)?,
         };
         let key = format!("{}{offset:020}", self.wal_prefix(segment));
         match self.client.put_locked(&key, bytes) {

@@ -81,6 +81,17 @@ fn the_s3_zone_keeps_the_zone_contract() {
     );
     again.remove_wal(3).unwrap();
     assert_eq!(z.wal_segments().unwrap(), vec![7]);
+    // An object past a gap (an interrupted truncation) is not part of the segment, and an
+    // append never runs into it.
+    let c = client(&moto, "rampart-contract", "node-a");
+    let stale = format!("node-a/wal/{:020}/{:020}", 7, rec.len() * 2);
+    c.put_locked(&stale, b"stale bytes").unwrap();
+    assert_eq!(again.read_wal(7).unwrap().unwrap(), rec);
+    let fresh = S3Zone::open(client(&moto, "rampart-contract", "node-a")).unwrap();
+    fresh.append_wal(7, &rec).unwrap();
+    assert_eq!(fresh.read_wal(7).unwrap().unwrap(), rec.repeat(2));
+    fresh.append_wal(7, &rec).unwrap();
+    assert_eq!(fresh.read_wal(7).unwrap().unwrap(), rec.repeat(3));
 
     let id = TileId::hashes(0, 1_234_067, 256);
     assert!(!z.has_tile(&id).unwrap());
