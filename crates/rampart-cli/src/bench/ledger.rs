@@ -41,6 +41,10 @@ pub struct LedgerArgs {
     /// Entry size in bytes (a sealed audit record is 200–400).
     #[arg(long, default_value_t = 256)]
     entry_bytes: usize,
+    /// How long an append may wait to share its fsync with others, in microseconds (the
+    /// server's `ledger_max_batch_wait`; default 0, as the server's).
+    #[arg(long, default_value_t = 0, value_name = "MICROSECONDS")]
+    max_batch_wait_us: u64,
     /// Where the logs are written: the disk you mean to measure, not a tmpfs (default: the
     /// system's temporary directory).
     #[arg(long, value_name = "DIR")]
@@ -228,9 +232,14 @@ fn signer() -> anyhow::Result<NoteSigner> {
 
 /// A fresh single-zone ledger in `dir` with the server's defaults (fsync before ack, no batch
 /// wait).
-async fn open_ledger(dir: &Path, signer: NoteSigner) -> anyhow::Result<Arc<Ledger>> {
+async fn open_ledger(
+    dir: &Path,
+    signer: NoteSigner,
+    max_batch_wait: Duration,
+) -> anyhow::Result<Arc<Ledger>> {
     let zone = LocalZone::open(dir).with_context(|| format!("ledger zone {}", dir.display()))?;
-    let config = LedgerConfig::new(vec![Arc::new(zone)], signer);
+    let mut config = LedgerConfig::new(vec![Arc::new(zone)], signer);
+    config.max_batch_wait = max_batch_wait;
     Ok(Arc::new(
         tokio::task::spawn_blocking(move || Ledger::open(config)).await??,
     ))
@@ -391,7 +400,7 @@ async fn measure(args: &LedgerArgs, dir: &Path, fs: &str) -> anyhow::Result<Exit
     let zone_dir = dir.join("ledger");
     let s = signer()?;
     let verifier = s.verifier();
-    let ledger = open_ledger(&zone_dir, s).await?;
+    let ledger = open_ledger(&zone_dir, s, Duration::from_micros(args.max_batch_wait_us)).await?;
     let sink = Arc::new(LedgerSink(ledger.clone()));
     let mut rows = Vec::new();
     for &writers in &args.writers {
@@ -484,6 +493,7 @@ async fn measure(args: &LedgerArgs, dir: &Path, fs: &str) -> anyhow::Result<Exit
                 "ratio": ratio(&r.ledger, &r.postgres),
             })).collect::<Vec<_>>(),
             "entry_bytes": args.entry_bytes,
+            "max_batch_wait_us": args.max_batch_wait_us,
             "seconds": args.seconds,
             "filesystem": fs,
             "fsync_before_ack": true,
