@@ -26,7 +26,7 @@ pub use ct::ct_eq;
 pub use error::CryptoError;
 pub use hash::{sha256, sha256_concat};
 pub use kdf::DerivedKey;
-pub use mac::{HmacKey, MAC_LEN};
+pub use mac::{HmacKey, MAC_LEN, hmac_sha256};
 pub use random::{fill_random, random_array, random_string};
 pub use root::{ROOT_KEY_FILE_HEADER, RootKey, RootKeyFileStatus};
 pub use scram::scram_sha256_verifier;

@@ -46,6 +46,16 @@ impl HmacKey {
     }
 }
 
+/// HMAC-SHA-256 of `data` under a key of any length, for protocols that fix their own key
+/// schedule (AWS Signature Version 4 derives 32-byte keys from a secret of any length). Keys
+/// Rampart chooses itself are [`HmacKey`]s.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; MAC_LEN], crate::CryptoError> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .map_err(|_| crate::CryptoError::InvalidKey("rejected HMAC key"))?;
+    m.update(data);
+    Ok(m.finalize().into_bytes().into())
+}
+
 impl std::fmt::Debug for HmacKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HmacKey([REDACTED])")
@@ -70,6 +80,17 @@ mod tests {
         wrong[31] ^= 1;
         assert!(!key.verify(&[data], &wrong));
         assert!(!key.verify(&[data], &expected[..31]));
+    }
+
+    /// RFC 4231 test case 2: a short key, as protocols with their own key schedule use.
+    #[test]
+    fn hmac_sha256_of_any_key_length() {
+        assert_eq!(
+            hmac_sha256(b"Jefe", b"what do ya want for nothing?")
+                .unwrap()
+                .to_vec(),
+            hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
     }
 
     #[test]

@@ -25,10 +25,9 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use rampart_crypto::Secret;
-use sha2::{Digest, Sha256};
+use rampart_crypto::{Secret, hmac_sha256, sha256};
 
+use crate::hash::Hash;
 use crate::tile::TileId;
 use crate::zone::{History, Zone};
 
@@ -194,17 +193,12 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> io::Result<[u8; 32]> {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(other)?;
-    m.update(data);
-    Ok(m.finalize().into_bytes().into())
+    hmac_sha256(key, data).map_err(other)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+/// Lower-case hex of a SHA-256 digest.
+fn sha256_hex(data: &[u8]) -> String {
+    Hash(sha256(data)).to_hex()
 }
 
 /// The `Authorization` header value of an AWS Signature Version 4 request to S3.
@@ -242,7 +236,7 @@ pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<St
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
         input.amz_date,
-        hex(&Sha256::digest(canonical_request.as_bytes()))
+        sha256_hex(canonical_request.as_bytes())
     );
     let mut secret = Secret::new(format!("AWS4{}", creds.secret_access_key.expose()));
     let k_date = Secret::new(hmac(secret.expose().as_bytes(), date.as_bytes())?);
@@ -250,7 +244,7 @@ pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<St
     let k_region = Secret::new(hmac(k_date.expose(), input.region.as_bytes())?);
     let k_service = Secret::new(hmac(k_region.expose(), b"s3")?);
     let k_signing = Secret::new(hmac(k_service.expose(), b"aws4_request")?);
-    let signature = hex(&hmac(k_signing.expose(), string_to_sign.as_bytes())?);
+    let signature = Hash(hmac(k_signing.expose(), string_to_sign.as_bytes())?).to_hex();
     Ok(format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         creds.access_key_id
@@ -356,7 +350,7 @@ impl S3Client {
                 uri_encode(key, true)
             )
         };
-        let payload = hex(&Sha256::digest(body));
+        let payload = sha256_hex(body);
         let (amz_date, _) = timestamps(SystemTime::now());
         let host = authority(&self.location.endpoint);
         let auth = sign_v4(
@@ -466,7 +460,7 @@ impl S3Client {
     /// Writes an object under compliance-mode retention, with a SHA-256 checksum S3 verifies.
     pub fn put_locked(&self, key: &str, body: &[u8]) -> io::Result<()> {
         let (_, until) = timestamps(SystemTime::now() + self.location.retention);
-        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+        let checksum = base64::engine::general_purpose::STANDARD.encode(sha256(body));
         let r = self.send(
             "PUT",
             key,
