@@ -201,19 +201,25 @@ fn sha256_hex(data: &[u8]) -> String {
     Hash(sha256(data)).to_hex()
 }
 
-/// The `Authorization` header value of an AWS Signature Version 4 request to S3.
-pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<String> {
-    let mut query: Vec<(String, String)> = input
-        .query
+/// The SigV4 canonical query string: each name and value URI-encoded, sorted. Also a valid query
+/// string to send, so the request carries exactly what was signed.
+fn canonical_query(query: &[(&str, &str)]) -> String {
+    // Sorted by encoded name, then value (not as `name=value` strings: `a` sorts before `a-b`).
+    let mut pairs: Vec<(String, String)> = query
         .iter()
         .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
         .collect();
-    query.sort();
-    let canonical_query = query
+    pairs.sort();
+    pairs
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join("&");
+        .join("&")
+}
+
+/// The `Authorization` header value of an AWS Signature Version 4 request to S3.
+pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<String> {
+    let canonical_query = canonical_query(input.query);
     let mut headers: BTreeMap<String, String> = input
         .headers
         .iter()
@@ -369,13 +375,7 @@ impl S3Client {
         let mut url = format!("{}{path}", self.location.endpoint);
         if !query.is_empty() {
             url.push('?');
-            url.push_str(
-                &query
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
-                    .collect::<Vec<_>>()
-                    .join("&"),
-            );
+            url.push_str(&canonical_query(query));
         }
         let mut req = ureq::http::Request::builder()
             .method(method)
