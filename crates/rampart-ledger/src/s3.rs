@@ -22,10 +22,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use rampart_crypto::{Secret, hmac_sha256, sha256};
+use rampart_types::{Clock, SystemClock, Timestamp};
 
 use crate::hash::Hash;
 use crate::tile::TileId;
@@ -257,26 +258,16 @@ pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<St
     ))
 }
 
-/// `(YYYYMMDD'T'HHMMSS'Z', YYYY-MM-DD'T'HH:MM:SS'Z')` for a time.
-fn timestamps(t: SystemTime) -> (String, String) {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    (
-        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
-    )
+/// SigV4's `x-amz-date` (`YYYYMMDD'T'HHMMSS'Z'`) of a time.
+fn amz_date(t: Timestamp) -> String {
+    let iso = t.to_rfc3339(); // YYYY-MM-DDTHH:MM:SS[.mmm]Z
+    let mut out: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    out.push('Z');
+    out
 }
 
 /// A response: status, the headers the zone reads, body.
@@ -357,7 +348,7 @@ impl S3Client {
             )
         };
         let payload = sha256_hex(body);
-        let (amz_date, _) = timestamps(SystemTime::now());
+        let amz_date = amz_date(SystemClock.now());
         let host = authority(&self.location.endpoint);
         let auth = sign_v4(
             &SigningInput {
@@ -459,7 +450,10 @@ impl S3Client {
 
     /// Writes an object under compliance-mode retention, with a SHA-256 checksum S3 verifies.
     pub fn put_locked(&self, key: &str, body: &[u8]) -> io::Result<()> {
-        let (_, until) = timestamps(SystemTime::now() + self.location.retention);
+        let until = SystemClock
+            .now()
+            .saturating_add(self.location.retention)
+            .to_rfc3339();
         let checksum = base64::engine::general_purpose::STANDARD.encode(sha256(body));
         let r = self.send(
             "PUT",
@@ -822,14 +816,11 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_utc_civil_dates() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24T00:00:00Z
-        assert_eq!(
-            timestamps(t),
-            ("20130524T000000Z".into(), "2013-05-24T00:00:00Z".into())
-        );
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661); // 2000-02-29T01:01:01Z
-        assert_eq!(timestamps(leap).1, "2000-02-29T01:01:01Z");
+    fn amz_dates_are_utc() {
+        let t = Timestamp::from_unix_seconds(1_369_353_600); // 2013-05-24T00:00:00Z
+        assert_eq!(amz_date(t), "20130524T000000Z");
+        let leap = Timestamp::from_unix_millis((951_782_400 + 3661) * 1000 + 250); // 2000-02-29T01:01:01.250Z
+        assert_eq!(amz_date(leap), "20000229T010101Z");
     }
 
     #[test]
