@@ -288,6 +288,14 @@ impl S3Response {
     }
 }
 
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Object {
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+}
+
 /// A signing client for one bucket.
 pub struct S3Client {
     location: S3Location,
@@ -503,9 +511,10 @@ impl S3Client {
         }
     }
 
-    /// Keys under `prefix` (and, with `delimiter`, the common prefixes), every page.
-    pub fn list(&self, prefix: &str, delimiter: bool) -> io::Result<(Vec<String>, Vec<String>)> {
-        let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    /// Objects under `prefix` (and, with `delimiter`, the common prefixes), every page, in key
+    /// order.
+    pub fn list(&self, prefix: &str, delimiter: bool) -> io::Result<(Vec<S3Object>, Vec<String>)> {
+        let (mut objects, mut prefixes) = (Vec::new(), Vec::new());
         let mut token: Option<String> = None;
         loop {
             let mut query = vec![("list-type", "2"), ("prefix", prefix)];
@@ -521,7 +530,15 @@ impl S3Client {
             }
             let xml = String::from_utf8_lossy(&r.body);
             for c in xml_values(&xml, "Contents") {
-                keys.extend(xml_values(&c, "Key"));
+                let (Some(key), Some(size)) = (
+                    xml_values(&c, "Key").into_iter().next(),
+                    xml_values(&c, "Size").first().and_then(|s| s.parse().ok()),
+                ) else {
+                    return Err(other(format!(
+                        "listing {prefix}: an entry without key or size"
+                    )));
+                };
+                objects.push(S3Object { key, size });
             }
             for c in xml_values(&xml, "CommonPrefixes") {
                 prefixes.extend(xml_values(&c, "Prefix"));
@@ -530,7 +547,7 @@ impl S3Client {
                 xml_values(&xml, "IsTruncated").first().map(String::as_str) == Some("true");
             token = xml_values(&xml, "NextContinuationToken").into_iter().next();
             if !truncated || token.is_none() {
-                return Ok((keys, prefixes));
+                return Ok((objects, prefixes));
             }
         }
     }
@@ -604,28 +621,27 @@ impl S3Zone {
         self.key(&format!("wal/{segment:020}/"))
     }
 
-    /// The WAL objects of a segment: `(offset, key)`, by offset.
-    fn wal_objects(&self, segment: u64) -> io::Result<Vec<(u64, String)>> {
-        let (keys, _) = self.client.list(&self.wal_prefix(segment), false)?;
-        let mut objects: Vec<(u64, String)> = keys
+    /// The WAL objects of a segment: `(offset, object)`, by offset.
+    fn wal_objects(&self, segment: u64) -> io::Result<Vec<(u64, S3Object)>> {
+        let (listed, _) = self.client.list(&self.wal_prefix(segment), false)?;
+        let mut objects: Vec<(u64, S3Object)> = listed
             .into_iter()
-            .filter_map(|k| Some((wal_offset(&k)?, k)))
+            .filter_map(|o| Some((wal_offset(&o.key)?, o)))
             .collect();
-        objects.sort();
+        objects.sort_by_key(|(offset, _)| *offset);
         Ok(objects)
     }
 
-    /// The length of a segment's contiguous bytes from offset 0, after deleting any object past
-    /// a gap (left by an interrupted truncation): appends must never run into stale bytes.
+    /// The length of a segment's contiguous bytes from offset 0 (from the listing alone), after
+    /// deleting any object past a gap (left by an interrupted truncation): appends must never
+    /// run into stale bytes.
     fn contiguous_len(&self, segment: u64) -> io::Result<u64> {
         let mut len = 0u64;
-        for (offset, key) in self.wal_objects(segment)? {
-            if offset == len
-                && let Some(b) = self.client.get(&key)?
-            {
-                len += b.len() as u64;
+        for (offset, object) in self.wal_objects(segment)? {
+            if offset == len {
+                len += object.size;
             } else {
-                self.client.delete(&key)?;
+                self.client.delete(&object.key)?;
             }
         }
         Ok(len)
@@ -638,11 +654,11 @@ impl S3Zone {
             return Ok(None);
         }
         let mut bytes = Vec::new();
-        for (offset, key) in objects {
+        for (offset, object) in objects {
             if offset != bytes.len() as u64 {
                 break;
             }
-            match self.client.get(&key)? {
+            match self.client.get(&object.key)? {
                 Some(b) => bytes.extend_from_slice(&b),
                 None => break,
             }
@@ -683,14 +699,14 @@ impl Zone for S3Zone {
     fn truncate_wal(&self, segment: u64, len: u64) -> io::Result<()> {
         let mut lens = self.wal_len.lock().map_err(poisoned)?;
         lens.remove(&segment);
-        for (offset, key) in self.wal_objects(segment)? {
+        for (offset, object) in self.wal_objects(segment)? {
             if offset >= len {
-                self.client.delete(&key)?;
-            } else if let Some(b) = self.client.get(&key)?
-                && offset + b.len() as u64 > len
+                self.client.delete(&object.key)?;
+            } else if offset + object.size > len
+                && let Some(b) = self.client.get(&object.key)?
             {
                 let keep = usize::try_from(len - offset).map_err(other)?;
-                self.client.put_locked(&key, &b[..keep])?;
+                self.client.put_locked(&object.key, &b[..keep])?;
             }
         }
         lens.insert(segment, len);
@@ -700,8 +716,8 @@ impl Zone for S3Zone {
     fn remove_wal(&self, segment: u64) -> io::Result<()> {
         let mut lens = self.wal_len.lock().map_err(poisoned)?;
         lens.remove(&segment);
-        for (_, key) in self.wal_objects(segment)? {
-            self.client.delete(&key)?;
+        for (_, object) in self.wal_objects(segment)? {
+            self.client.delete(&object.key)?;
         }
         Ok(())
     }
@@ -748,10 +764,10 @@ impl Zone for S3Zone {
     }
 
     fn checkpoint_history(&self) -> io::Result<History> {
-        let (mut keys, _) = self.client.list(&self.key("checkpoints/"), false)?;
-        keys.sort();
-        let mut notes = Vec::with_capacity(keys.len());
-        for key in keys {
+        // Listed in key order, which is publication order (zero-padded sequence numbers).
+        let (listed, _) = self.client.list(&self.key("checkpoints/"), false)?;
+        let mut notes = Vec::with_capacity(listed.len());
+        for S3Object { key, .. } in listed {
             notes.push(
                 self.client
                     .get(&key)?

@@ -162,7 +162,13 @@ fn every_object_is_under_compliance_retention_and_cannot_be_destroyed() {
     l.shutdown();
 
     let c = client(&moto, "rampart-locked", "audit");
-    let (keys, _) = c.list("audit/", false).unwrap();
+    let keys: Vec<String> = c
+        .list("audit/", false)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     for kind in [
         "audit/tile/0/",
         "audit/tile/entries/",
