@@ -141,19 +141,12 @@ fn authority(endpoint: &str) -> &str {
         .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""))
 }
 
-/// Credentials for signing requests. The secret is zeroized on drop and never printed.
+/// Credentials for signing requests. The secret is a [`Secret`]: zeroized on drop, and its
+/// `Debug` prints `[REDACTED]`.
+#[derive(Debug)]
 pub struct S3Credentials {
     pub access_key_id: String,
     pub secret_access_key: Secret<String>,
-}
-
-impl fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"[REDACTED]")
-            .finish()
-    }
 }
 
 /// One request to sign.

@@ -272,7 +272,7 @@ pub fn open_s3_zone(config: &Config, url: &str) -> Result<Arc<dyn Zone>, StartEr
     };
     let creds = S3Credentials {
         access_key_id: id.clone(),
-        secret_access_key: Secret::new(secret.expose().clone()),
+        secret_access_key: secret.clone(),
     };
     let zone = S3Zone::open(S3Client::new(location, creds))
         .map_err(|e| StartError::Setup(format!("ledger zone: {e}")))?;
