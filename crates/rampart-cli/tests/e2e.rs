@@ -14,13 +14,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rampart_testkit::test_python;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
-
-fn python() -> PathBuf {
-    rampart_testkit::test_python()
-}
 
 struct Server {
     child: Child,
@@ -257,7 +254,7 @@ except jwt.exceptions.InvalidTokenError:
     pass
 print(json.dumps({"claims": claims, "kid": key.key_id}))
 "#;
-    let o = Command::new(python())
+    let o = Command::new(test_python())
         .args(["-c", script, &url, &access, &tampered])
         .output()
         .unwrap();
@@ -407,7 +404,7 @@ fn the_api_conforms_to_its_openapi_document() {
         "Authorization: Bearer {}",
         tokens["access_token"].as_str().unwrap()
     );
-    let schemathesis = python().with_file_name("schemathesis");
+    let schemathesis = test_python().with_file_name("schemathesis");
     let schema = format!("{}/openapi.json", server.addr);
     let run = |extra: &[&str]| {
         let o = Command::new(&schemathesis)
@@ -560,7 +557,7 @@ fn the_ledger_verifies_offline_and_names_tampering() {
     for name in ["acme", "globex", "initech"] {
         json_out(&cli(d, &url, &key, &["tenant", "create", name]));
     }
-    let served = Command::new(python())
+    let served = Command::new(test_python())
         .args([
             "-c",
             "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())",
