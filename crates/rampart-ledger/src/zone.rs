@@ -17,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::tile::TileId;
 
@@ -229,9 +230,16 @@ pub struct LocalZone {
     wal: Mutex<Option<(u64, File)>>,
     /// Held until [`Zone::close`]: one writer per directory.
     lock: Mutex<Option<File>>,
-    /// Directories with new entries not yet fsynced.
-    unsynced_dirs: Mutex<BTreeSet<PathBuf>>,
+    /// Objects written but not yet fsynced, nor their directory entries.
+    unsynced: Mutex<BTreeSet<PathBuf>>,
+    /// Names the next temp file.
+    temp_seq: AtomicU64,
 }
+
+/// Where a local zone writes files before renaming them into place: a small directory of its
+/// own, so each object costs one lookup in its (up to 1,000-entry) tile directory instead of
+/// several.
+const TEMP_DIR: &str = ".tmp";
 
 /// Bytes reserved on disk for a new WAL segment: room for a segment of ~500-byte entries.
 const WAL_PREALLOCATE: u64 = WAL_SEGMENT_ENTRIES * 512;
@@ -247,6 +255,28 @@ fn preallocate_wal(f: &File) {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Makes `files` (written under `root`) and their names durable. On Linux one `syncfs` of the
+/// filesystem: a single device cache flush however many files there are, where an fsync each
+/// would flush once per file.
+#[cfg(target_os = "linux")]
+fn sync_files(root: &Path, files: &BTreeSet<PathBuf>) -> io::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    rustix::fs::syncfs(File::open(root)?)?;
+    Ok(())
+}
+
+/// Makes `files` and their names durable: each file, then each directory once.
+#[cfg(not(target_os = "linux"))]
+fn sync_files(_root: &Path, files: &BTreeSet<PathBuf>) -> io::Result<()> {
+    for f in files {
+        File::open(f)?.sync_all()?;
+    }
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.into_iter().try_for_each(sync_dir)
 }
 
 /// Creates `dir` and its missing parents, making each new entry durable.
@@ -268,29 +298,14 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temp file, fsynced, renamed into place. With
-/// `sync_dir_after`, also durably (its directory fsynced after the rename); without, the new name may
-/// be lost in a crash until the directory is synced.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], sync_dir_after: bool) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    ensure_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-    ));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if sync_dir_after {
-        sync_dir(dir)?;
-    }
-    Ok(())
+/// How durable [`LocalZone::write_atomic`] makes what it writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// The bytes and the new name are on disk when the call returns.
+    Now,
+    /// Neither is fsynced here: a later sync makes them durable. For objects that recovery can
+    /// rebuild until then.
+    Deferred,
 }
 
 fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -316,11 +331,20 @@ impl LocalZone {
                 format!("{} is in use by another ledger writer", root.display()),
             )
         })?;
+        // Temp files left by a writer that was killed mid-write; nothing refers to them.
+        let temp = root.join(TEMP_DIR);
+        match fs::remove_dir_all(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        ensure_dir(&temp)?;
         Ok(Self {
             root: root.to_owned(),
             wal: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
-            unsynced_dirs: Mutex::new(BTreeSet::new()),
+            unsynced: Mutex::new(BTreeSet::new()),
+            temp_seq: AtomicU64::new(0),
         })
     }
 
@@ -336,8 +360,35 @@ impl LocalZone {
             root: root.to_owned(),
             wal: Mutex::new(None),
             lock: Mutex::new(None),
-            unsynced_dirs: Mutex::new(BTreeSet::new()),
+            unsynced: Mutex::new(BTreeSet::new()),
+            temp_seq: AtomicU64::new(0),
         })
+    }
+
+    /// Writes `bytes` to `path` atomically (a temp file renamed into place, so a reader sees all
+    /// of it or nothing), durably as `durability` says.
+    fn write_atomic(&self, path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
+        let dir = path
+            .parent()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
+        ensure_dir(dir)?;
+        let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join(TEMP_DIR)
+            .join(format!("{}-{seq}", std::process::id()));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            if durability == Durability::Now {
+                f.sync_all()?;
+            }
+        }
+        fs::rename(&tmp, path)?;
+        if durability == Durability::Now {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     #[must_use]
@@ -424,36 +475,29 @@ impl Zone for LocalZone {
     }
 
     fn put_tile(&self, id: &TileId, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.root.join(id.path()), bytes, true)
+        self.write_atomic(&self.root.join(id.path()), bytes, Durability::Now)
     }
 
-    /// The object's bytes are fsynced; its directory entry only at the next [`Zone::sync`], once
-    /// per directory for a whole WAL segment instead of once per object.
+    /// Neither the object's bytes nor its name are fsynced here: [`Zone::sync`] makes them
+    /// durable, once per WAL segment instead of once per object.
     fn put_tile_unsynced(&self, id: &TileId, bytes: &[u8]) -> io::Result<()> {
         let path = self.root.join(id.path());
-        write_atomic(&path, bytes, false)?;
-        if let (Some(dir), Ok(mut dirs)) = (path.parent(), self.unsynced_dirs.lock()) {
-            dirs.insert(dir.to_owned());
-        }
+        self.write_atomic(&path, bytes, Durability::Deferred)?;
+        self.unsynced
+            .lock()
+            .map_err(|_| io::Error::other("lock poisoned"))?
+            .insert(path);
         Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
-        let dirs = std::mem::take(
-            &mut *self
-                .unsynced_dirs
-                .lock()
-                .map_err(|_| io::Error::other("lock poisoned"))?,
-        );
-        for (k, dir) in dirs.iter().enumerate() {
-            if let Err(e) = sync_dir(dir) {
-                // Keep what is still unsynced for the next attempt.
-                if let Ok(mut left) = self.unsynced_dirs.lock() {
-                    left.extend(dirs.into_iter().skip(k));
-                }
-                return Err(e);
-            }
-        }
+        let mut unsynced = self
+            .unsynced
+            .lock()
+            .map_err(|_| io::Error::other("lock poisoned"))?;
+        // On failure the set is kept for the next attempt.
+        sync_files(&self.root, &unsynced)?;
+        unsynced.clear();
         Ok(())
     }
 
@@ -475,7 +519,7 @@ impl Zone for LocalZone {
         framed.extend_from_slice(note);
         history.write_all(&framed)?;
         history.sync_data()?;
-        write_atomic(&self.root.join("checkpoint"), note, true)
+        self.write_atomic(&self.root.join("checkpoint"), note, Durability::Now)
     }
 
     fn latest_checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
@@ -618,5 +662,42 @@ mod tests {
             LocalZone::open(dir.path()).is_ok(),
             "the lock goes with the zone"
         );
+    }
+
+    #[test]
+    fn objects_go_through_the_temp_directory_which_opening_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = LocalZone::open(dir.path()).unwrap();
+        let temp = dir.path().join(TEMP_DIR);
+        let a = TileId::hashes(0, 7, 256);
+        let b = TileId::hashes(0, 8, 256);
+        z.put_tile_unsynced(&a, b"deferred").unwrap();
+        z.put_tile(&b, b"now").unwrap();
+        assert_eq!(z.get_tile(&a).unwrap().unwrap(), b"deferred");
+        assert_eq!(z.get_tile(&b).unwrap().unwrap(), b"now");
+        assert_eq!(z.unsynced.lock().unwrap().len(), 1);
+        z.sync().unwrap();
+        assert!(z.unsynced.lock().unwrap().is_empty());
+        assert_eq!(
+            fs::read_dir(&temp).unwrap().count(),
+            0,
+            "every temp file was renamed into place"
+        );
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("tile/0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["007", "008"],
+            "nothing but the objects in their directory"
+        );
+        drop(z);
+        // A writer killed between creating a temp file and renaming it leaves it behind.
+        fs::write(temp.join("12345-0"), b"torn").unwrap();
+        let z = LocalZone::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(&temp).unwrap().count(), 0);
+        assert_eq!(z.get_tile(&a).unwrap().unwrap(), b"deferred");
     }
 }
