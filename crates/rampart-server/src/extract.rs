@@ -165,6 +165,22 @@ pub(crate) fn json_error(e: &serde_json::Error) -> ApiError {
     }
 }
 
+/// Every request body of this API is a JSON object (or, where optional, `null`), but serde also
+/// fills a struct from a JSON array, positionally — `["why"]` as `{"reason": "why"}` — which no
+/// schema allows. Refuse arrays (other non-objects already fail to deserialize).
+fn refuse_array(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Err(e) => Err(json_error(&e)),
+        Ok(_) => Err(ApiError::new(
+            ErrorKind::InvalidBody,
+            "the body must be a JSON object",
+        )),
+    }
+}
+
 /// A JSON body (`application/json` or `application/*+json`), unknown fields refused by the target
 /// type.
 #[derive(Debug)]
@@ -183,6 +199,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             }
         }
         let bytes = body_bytes(req, state.config.max_body_bytes).await?;
+        refuse_array(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| json_error(&e))
@@ -203,9 +220,12 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
             return Ok(OptionalJson(T::default()));
         }
         match mt {
-            Some(mt) if is_json(&mt) => serde_json::from_slice::<Option<T>>(&bytes)
-                .map(|v| OptionalJson(v.unwrap_or_default()))
-                .map_err(|e| json_error(&e)),
+            Some(mt) if is_json(&mt) => {
+                refuse_array(&bytes)?;
+                serde_json::from_slice::<Option<T>>(&bytes)
+                    .map(|v| OptionalJson(v.unwrap_or_default()))
+                    .map_err(|e| json_error(&e))
+            }
             _ => Err(ApiError::new(
                 ErrorKind::UnsupportedMediaType,
                 "send the body as `application/json`",
@@ -224,9 +244,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonOrForm<T> {
         let mt = media_type(req.headers());
         let bytes = body_bytes(req, state.config.max_body_bytes).await?;
         match mt.as_deref() {
-            Some(mt) if is_json(mt) => serde_json::from_slice(&bytes)
-                .map(JsonOrForm)
-                .map_err(|e| json_error(&e)),
+            Some(mt) if is_json(mt) => {
+                refuse_array(&bytes)?;
+                serde_json::from_slice(&bytes)
+                    .map(JsonOrForm)
+                    .map_err(|e| json_error(&e))
+            }
             Some("application/x-www-form-urlencoded") => serde_urlencoded::from_bytes(&bytes)
                 .map(JsonOrForm)
                 .map_err(|e| {
@@ -362,6 +385,9 @@ needs! {
     NeedApikeysManage => ApikeysManage,
     NeedAuditRead => AuditRead,
     NeedKeysManage => KeysManage,
+    NeedSecretsRead => SecretsRead,
+    NeedSecretsWrite => SecretsWrite,
+    NeedSecretsAdmin => SecretsAdmin,
 }
 
 /// Whether the request's transaction may write.

@@ -439,8 +439,8 @@ pub async fn consistency_proof(
 pub struct EraseRequest {
     #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
-    /// Why, for the audit trail.
-    #[schema(min_length = 1, max_length = 500)]
+    /// Why, for the audit trail: up to 500 characters, not all whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -465,7 +465,7 @@ pub async fn erase(
     ApiJson(body): ApiJson<EraseRequest>,
 ) -> Result<Json<EraseView>, ApiError> {
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
+    if reason.is_empty() || body.reason.chars().count() > 500 {
         return Err(ApiError::validation("`reason` must be 1 to 500 characters"));
     }
     let now = state.clock.now();
