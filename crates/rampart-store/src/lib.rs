@@ -21,8 +21,9 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    ApiKeyRecord, AuditRecord, FamilyRecord, LedgerKeyRecord, LedgerPosition, RefreshRecord,
-    SigningKeyRecord, TenantRecord, TokenLiveness,
+    ApiKeyRecord, AuditRecord, Cas, FamilyRecord, LedgerKeyRecord, LedgerPosition, RefreshRecord,
+    SealedParts, SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord,
+    TenantKeyState, TenantRecord, TokenLiveness,
 };
 pub use scope::{Lookup, Scope, TenantScope};
 pub use store::{Backend, Store, StoreOptions, Tx, postgres_app_grants};

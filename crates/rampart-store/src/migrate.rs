@@ -26,6 +26,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0002_ledger.sql"),
         sqlite: include_str!("../migrations/sqlite/0002_ledger.sql"),
     },
+    Migration {
+        version: 3,
+        name: "secrets",
+        postgres: include_str!("../migrations/postgres/0003_secrets.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_secrets.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

@@ -118,3 +118,103 @@ impl TokenLiveness {
         self.family_live && !self.jti_revoked
     }
 }
+
+/// Where a tenant key-encryption key version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantKeyState {
+    /// New secret versions are sealed under it; one per tenant.
+    Active,
+    /// Still opens what it wraps; wraps nothing new.
+    Retired,
+    /// Its material is destroyed and nothing it wrapped is left under it.
+    Revoked,
+}
+
+impl TenantKeyState {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl std::str::FromStr for TenantKeyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(Self::Active),
+            "retired" => Ok(Self::Retired),
+            "revoked" => Ok(Self::Revoked),
+            other => Err(format!("unknown key state `{other}`")),
+        }
+    }
+}
+
+/// One version of a tenant's key-encryption key, sealed under the root key. `sealed_key` is
+/// `None` once revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantKeyRecord {
+    pub tenant_id: TenantId,
+    pub version: i64,
+    pub sealed_key: Option<Vec<u8>>,
+    pub state: TenantKeyState,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A secret's name and newest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub tenant_id: TenantId,
+    pub path: String,
+    pub current_version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The sealed parts of a secret version: its data key wrapped by a tenant key version, and its
+/// value sealed under the data key. Not secret (nothing opens without the root key) but not
+/// worth printing either, so `Debug` shows only sizes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedParts {
+    pub key_version: i64,
+    pub wrapped_dek: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedParts")
+            .field("key_version", &self.key_version)
+            .field("wrapped_dek_len", &self.wrapped_dek.len())
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// One version of a secret. `sealed` is `None` once destroyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretVersionRecord {
+    pub tenant_id: TenantId,
+    pub path: String,
+    pub version: i64,
+    pub sealed: Option<SealedParts>,
+    pub created_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+    pub destroyed_at: Option<Timestamp>,
+}
+
+/// How a write checks the secret's current version first (check-and-set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    /// No check.
+    Any,
+    /// The secret must not exist yet.
+    Absent,
+    /// The secret's newest version must be this one.
+    Current(i64),
+}

@@ -53,6 +53,9 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("revoked_tokens", "SELECT, INSERT, DELETE"),
         ("audit_events", "SELECT, INSERT"),
         ("ledger_keys", "SELECT, INSERT, UPDATE"),
+        ("tenant_keys", "SELECT, INSERT, UPDATE"),
+        ("secrets", "SELECT, INSERT, UPDATE"),
+        ("secret_versions", "SELECT, INSERT, UPDATE"),
     ]
 }
 

@@ -100,6 +100,35 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
+    tx.insert_tenant_key(&rampart_store::TenantKeyRecord {
+        tenant_id: tenant,
+        version: 1,
+        sealed_key: Some(vec![2; 60]),
+        state: rampart_store::TenantKeyState::Active,
+        created_at: now(),
+        retired_at: None,
+        revoked_at: None,
+    })
+    .await
+    .unwrap();
+    let version = tx
+        .next_secret_version(tenant, "db/password", rampart_store::Cas::Absent, now())
+        .await
+        .unwrap()
+        .unwrap();
+    tx.insert_secret_version(
+        tenant,
+        "db/password",
+        version,
+        &rampart_store::SealedParts {
+            key_version: 1,
+            wrapped_dek: vec![3; 61],
+            ciphertext: vec![4; 40],
+        },
+        now(),
+    )
+    .await
+    .unwrap();
     tx.append_audit(
         &AuditEvent {
             tenant_id: tenant,
@@ -219,6 +248,9 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "revoked_tokens",
         "audit_events",
         "ledger_keys",
+        "tenant_keys",
+        "secrets",
+        "secret_versions",
     ]
     .into_iter()
     .map(String::from)
@@ -299,6 +331,24 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
     assert_eq!(
         sqlstate_of(&mut app, &ca, &insert_tenant).await,
         Err("42501".into())
+    );
+    let secret_b = format!(
+        "INSERT INTO secrets (tenant_id, path, current_version, created_at, updated_at) \
+         VALUES ('{b}', 'planted', 1, now(), now())"
+    );
+    assert_eq!(
+        sqlstate_of(&mut app, &ca, &secret_b).await,
+        Err("42501".into())
+    );
+    // A's claims cannot read or re-point B's sealed secret versions either.
+    assert_eq!(
+        sqlstate_of(
+            &mut app,
+            &ca,
+            &format!("UPDATE secret_versions SET key_version = 1 WHERE tenant_id = '{b}'")
+        )
+        .await,
+        Ok(0)
     );
     let audit_b = format!(
         "INSERT INTO audit_events (tenant_id, at, actor, action, resource, outcome, detail) \

@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod ledger_keys;
 mod meta;
+mod secrets;
 mod signing_keys;
 mod tenants;
 mod tokens;
