@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use rampart_store::{Scope, TenantScope};
+use rampart_store::{Scope, TenantKeyState, TenantScope};
 use rampart_types::{AuditAction, AuditEvent, Outcome};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
-use crate::routes::{apikeys, audit, auth, health, keys, ledger, tenants, tlog};
+use crate::routes::{apikeys, audit, auth, health, keys, ledger, secrets, tenants, tlog};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -42,6 +42,7 @@ use crate::state::AppState;
         (name = "audit", description = "The audit trail and its tamper-evident ledger"),
         (name = "tlog", description = "The ledger as a C2SP tiled transparency log (read-only, public)"),
         (name = "keys", description = "Signing keys"),
+        (name = "secrets", description = "Versioned secrets, sealed under per-tenant key-encryption keys"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document"),
     )
@@ -161,15 +162,48 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ledger::zones))
         .routes(routes!(tlog::checkpoint))
         .routes(routes!(keys::rotate_signing_key))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::list_keys))
+        .routes(routes!(secrets::rotate_key))
+        .routes(routes!(secrets::break_glass))
+        .routes(routes!(secrets::revoke_key))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.
-    let router = router.route("/tlog/tile/{*path}", axum::routing::get(tlog::tile));
-    let tile_doc = OpenApiRouter::<AppState>::new()
+    // Secret paths too.
+    use axum::routing::{get, post};
+    let router = router
+        .route("/tlog/tile/{*path}", get(tlog::tile))
+        .route(
+            "/v1/secrets/data/{*path}",
+            get(secrets::get_secret)
+                .put(secrets::put_secret)
+                .delete(secrets::delete_latest),
+        )
+        .route("/v1/secrets/delete/{*path}", post(secrets::delete_versions))
+        .route(
+            "/v1/secrets/undelete/{*path}",
+            post(secrets::undelete_versions),
+        )
+        .route(
+            "/v1/secrets/destroy/{*path}",
+            post(secrets::destroy_versions),
+        )
+        .route("/v1/secrets/metadata/{*path}", get(secrets::metadata));
+    let wildcard_doc = OpenApiRouter::<AppState>::new()
         .routes(routes!(tlog::tile))
+        .routes(routes!(
+            secrets::get_secret,
+            secrets::put_secret,
+            secrets::delete_latest
+        ))
+        .routes(routes!(secrets::delete_versions))
+        .routes(routes!(secrets::undelete_versions))
+        .routes(routes!(secrets::destroy_versions))
+        .routes(routes!(secrets::metadata))
         .split_for_parts()
         .1;
-    doc.merge(tile_doc);
+    doc.merge(wildcard_doc);
     ProblemResponses.modify(&mut doc);
     (router, doc)
 }
@@ -217,34 +251,92 @@ pub async fn serve(
     result
 }
 
+/// Rotates every tenant key-encryption key older than `secrets_key_rotation_period`, one
+/// transaction (and audit record) per tenant. Returns how many were rotated.
+pub async fn rotate_tenant_keys(state: &AppState) -> Result<usize, String> {
+    let tenants = {
+        let mut tx = state
+            .store
+            .begin_read(system_scope(state))
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.list_tenants().await.map_err(|e| e.to_string())?
+    };
+    let mut rotated = 0;
+    for t in tenants {
+        let scope = Scope::Tenant(TenantScope {
+            tenant: t.id,
+            subject: "system".into(),
+            platform: false,
+        });
+        let now = state.clock.now();
+        let mut tx = state.store.begin(scope).await.map_err(|e| e.to_string())?;
+        let keys = tx.tenant_keys(t.id).await.map_err(|e| e.to_string())?;
+        let due = keys.iter().any(|k| {
+            k.state == TenantKeyState::Active
+                && now.duration_since(k.created_at) >= state.config.secrets_key_rotation_period
+        });
+        if !due {
+            continue;
+        }
+        let (retired, version) = state
+            .secrets
+            .rotate(&mut tx, t.id, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        let event = AuditEvent {
+            tenant_id: t.id,
+            request_id: None,
+            actor: "system".into(),
+            action: AuditAction::TenantKeyRotate,
+            resource: format!("tenant_key:{version}"),
+            outcome: Outcome::Success,
+            detail: json!({ "retired": retired, "break_glass": false, "reason": "scheduled" }),
+            at: now,
+        };
+        state
+            .audit
+            .record(&mut tx, &event)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        rotated += 1;
+    }
+    Ok(rotated)
+}
+
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Background upkeep: re-read signing keys (rotations by other nodes), rotate on schedule, purge
-/// expired revocation entries.
+/// Background upkeep: re-read signing keys (rotations by other nodes), rotate on schedule; hourly,
+/// purge expired revocation entries and rotate tenants' key-encryption keys that are due.
 async fn maintenance(state: AppState) {
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_purge = Instant::now();
     loop {
         tick.tick().await;
-        let purge_due = last_purge.elapsed() >= PURGE_INTERVAL;
-        if purge_due {
+        let hourly = last_purge.elapsed() >= PURGE_INTERVAL;
+        if hourly {
             last_purge = Instant::now();
         }
-        maintain(&state, purge_due).await;
+        maintain(&state, hourly).await;
     }
 }
 
-/// One round of upkeep; errors are logged (the next round retries).
-pub async fn maintain(state: &AppState, purge_expired: bool) {
+/// One round of upkeep, with the hourly tasks if `hourly`; errors are logged (the next round
+/// retries).
+pub async fn maintain(state: &AppState, hourly: bool) {
     if let Err(e) = scheduled_rotation(state).await {
         tracing::error!(error = %e, "scheduled signing key rotation failed");
     }
     if let Err(e) = state.keys.reload().await {
         tracing::warn!(error = %e, "signing key reload failed");
     }
-    if purge_expired && let Err(e) = purge(state).await {
+    if hourly && let Err(e) = purge(state).await {
         tracing::warn!(error = %e, "purging expired token state failed");
+    }
+    if hourly && let Err(e) = rotate_tenant_keys(state).await {
+        tracing::error!(error = %e, "scheduled tenant key rotation failed");
     }
 }
 

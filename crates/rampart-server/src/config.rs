@@ -49,6 +49,8 @@ pub struct Config {
     pub api_key_max_ttl: Duration,
     pub api_key_rotation_overlap: Duration,
     pub signing_key_rotation_period: Duration,
+    /// Age at which a tenant's active key-encryption key is rotated on schedule.
+    pub secrets_key_rotation_period: Duration,
     /// Tolerated clock difference when checking token times.
     pub clock_skew: Duration,
     pub max_body_bytes: usize,
@@ -209,6 +211,8 @@ impl Config {
         let api_key_rotation_overlap = l.duration("api_key_rotation_overlap", "24h", "0s", "30d");
         let signing_key_rotation_period =
             l.duration("signing_key_rotation_period", "30d", "1h", "365d");
+        let secrets_key_rotation_period =
+            l.duration("secrets_key_rotation_period", "90d", "1h", "3650d");
         let clock_skew = l.duration("clock_skew", "30s", "0s", "5m");
         let max_body_bytes = l.field("max_body_bytes", "1048576", |s| {
             s.parse::<usize>()
@@ -342,6 +346,7 @@ impl Config {
                 api_key_max_ttl: api_key_max_ttl?,
                 api_key_rotation_overlap: api_key_rotation_overlap?,
                 signing_key_rotation_period: signing_key_rotation_period?,
+                secrets_key_rotation_period: secrets_key_rotation_period?,
                 clock_skew: clock_skew?,
                 max_body_bytes: max_body_bytes?,
                 request_timeout: request_timeout?,
@@ -405,6 +410,7 @@ const PLAIN_KEYS: &[&str] = &[
     "api_key_max_ttl",
     "api_key_rotation_overlap",
     "signing_key_rotation_period",
+    "secrets_key_rotation_period",
     "clock_skew",
     "max_body_bytes",
     "request_timeout",

@@ -20,6 +20,7 @@ pub mod extract;
 pub mod keys;
 pub mod ledger_keys;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 

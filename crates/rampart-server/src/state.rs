@@ -1,5 +1,6 @@
 //! Start-up and the state every handler shares.
 
+use rampart_secrets::KekWrapper;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::bootstrap;
 use crate::config::{Config, ConfigError};
 use crate::keys::{KeyError, KeyManager};
 use crate::ledger_keys::LedgerKeys;
+use crate::secrets::SecretsService;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,8 @@ pub struct Inner {
     pub ledger: Arc<Ledger>,
     /// Per-tenant keys its records are sealed under.
     pub ledger_keys: Arc<LedgerKeys>,
+    /// Tenants' key-encryption keys and secrets.
+    pub secrets: SecretsService,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -369,6 +373,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
     );
     bootstrap::ensure_signing_key(&store, &keys, &*audit, boot.system_tenant).await?;
     keys.reload().await?;
+    let secrets = SecretsService::new(KekWrapper::from_root(&root)?);
     let state = AppState(Arc::new(Inner {
         config,
         store,
@@ -379,6 +384,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
         system_tenant: boot.system_tenant,
         ledger,
         ledger_keys,
+        secrets,
     }));
     Ok(Started {
         state,

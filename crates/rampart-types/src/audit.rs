@@ -58,6 +58,22 @@ actions! {
     SigningKeyRotate = "signing_key.rotate";
     /// A tenant's ledger keys were destroyed: its audit records' contents are erased.
     LedgerKeysDestroy = "ledger_keys.destroy";
+    /// A secret value was read (or the read was refused).
+    SecretRead = "secret.read";
+    /// A new version of a secret was written.
+    SecretWrite = "secret.write";
+    /// Secret versions were soft-deleted.
+    SecretDelete = "secret.delete";
+    /// Soft-deleted secret versions were restored.
+    SecretUndelete = "secret.undelete";
+    /// Secret versions were destroyed for good.
+    SecretDestroy = "secret.destroy";
+    /// A tenant's key-encryption key was rotated (on demand, on schedule or break-glass).
+    TenantKeyRotate = "tenant_key.rotate";
+    /// Secret versions' data keys were re-wrapped from one key version to another.
+    TenantKeyRewrap = "tenant_key.rewrap";
+    /// A key-encryption key version was revoked: its material is destroyed.
+    TenantKeyRevoke = "tenant_key.revoke";
 }
 
 impl fmt::Display for AuditAction {

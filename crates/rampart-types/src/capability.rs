@@ -56,6 +56,12 @@ capabilities! {
     ApikeysManage = "apikeys:manage", platform = false;
     /// Read the tenant's audit trail.
     AuditRead = "audit:read", platform = false;
+    /// Read the tenant's secrets (values and metadata).
+    SecretsRead = "secrets:read", platform = false;
+    /// Write, delete and undelete the tenant's secrets.
+    SecretsWrite = "secrets:write", platform = false;
+    /// Destroy secret versions; rotate, re-wrap and revoke the tenant's key-encryption keys.
+    SecretsAdmin = "secrets:admin", platform = false;
 }
 
 impl fmt::Display for Capability {

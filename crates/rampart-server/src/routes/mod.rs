@@ -7,5 +7,6 @@ pub mod auth;
 pub mod health;
 pub mod keys;
 pub mod ledger;
+pub mod secrets;
 pub mod tenants;
 pub mod tlog;

@@ -1,0 +1,864 @@
+//! `/v1/secrets/…`: the tenant's versioned key/value secrets and its key-encryption keys.
+//!
+//! Paths have several segments (`db/orders/password`): each route takes a wildcard where the
+//! OpenAPI document names a single `path` parameter. Values are UTF-8 strings; they are sealed
+//! before they reach the store, never logged, and audited by path and version only.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rampart_crypto::Secret;
+use rampart_secrets::SecretPath;
+use rampart_store::{SecretRecord, SecretVersionRecord, TenantKeyState};
+use rampart_types::{AuditAction, Outcome, Problem, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::credentials::audit;
+use crate::edge::no_store;
+use crate::error::{ApiError, ErrorKind};
+use crate::extract::{
+    ApiJson, ApiQuery, Authed, NeedSecretsAdmin, NeedSecretsRead, NeedSecretsWrite, OptionalJson,
+    Principal, Read, RequestContext, Write,
+};
+use crate::secrets::{Cas, SecretsError};
+use crate::state::AppState;
+
+/// Longest value accepted, in characters.
+pub const MAX_VALUE_CHARS: usize = 65_536;
+/// Most versions named in one delete, undelete or destroy.
+const MAX_VERSIONS_PER_CALL: usize = 100;
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::NotFound(_)
+            | SecretsError::NoSuchVersion(..)
+            | SecretsError::Deleted(..)
+            | SecretsError::Destroyed(..)
+            | SecretsError::NoSuchKey(_) => ApiError::new(ErrorKind::NotFound, e.to_string()),
+            SecretsError::CasMismatch { .. }
+            | SecretsError::KeyActive(_)
+            | SecretsError::KeyRevoked(_) => ApiError::conflict(e.to_string()),
+            SecretsError::Store(s) => s.into(),
+            SecretsError::Envelope(_) | SecretsError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
+/// JSON Schema's `integer` includes `3.0`; serde's `i64` does not. Accepts an integral number in
+/// the range of `i64` (`int64`), written either way.
+fn integral(n: &serde_json::Number) -> Option<i64> {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f > -TWO_63 && *f < TWO_63)
+            .map(|f| f as i64)
+    })
+}
+
+fn de_opt_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(d)?
+        .map(|n| integral(&n).ok_or_else(|| serde::de::Error::custom("expected an integer")))
+        .transpose()
+}
+
+fn de_integers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    Vec::<serde_json::Number>::deserialize(d)?
+        .iter()
+        .map(|n| integral(n).ok_or_else(|| serde::de::Error::custom("expected integers")))
+        .collect()
+}
+
+fn secret_path(raw: &str) -> Result<SecretPath, ApiError> {
+    raw.parse().map_err(|e: rampart_secrets::InvalidPath| {
+        ApiError::new(ErrorKind::InvalidPathParameter, e.to_string())
+    })
+}
+
+/// A new version of a secret.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    /// The value: a string of at most 65,536 characters.
+    #[schema(max_length = 65536)]
+    pub value: String,
+    /// Check-and-set: write only if the secret's newest version is this one (`0`: only if it
+    /// does not exist yet).
+    #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "de_opt_integer")]
+    pub cas: Option<i64>,
+}
+
+impl std::fmt::Debug for PutSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutSecret")
+            .field("value", &"[REDACTED]")
+            .field("cas", &self.cas)
+            .finish()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretWritten {
+    pub path: String,
+    pub version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretValue {
+    pub path: String,
+    pub version: i64,
+    pub value: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A version number (default: the newest).
+    #[param(minimum = 1)]
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deleted_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub destroyed_at: Option<Timestamp>,
+    /// The key-encryption key version its data key is wrapped by (none once destroyed).
+    pub key_version: Option<i64>,
+}
+
+impl From<&SecretVersionRecord> for VersionView {
+    fn from(v: &SecretVersionRecord) -> Self {
+        Self {
+            version: v.version,
+            created_at: v.created_at,
+            deleted_at: v.deleted_at,
+            destroyed_at: v.destroyed_at,
+            key_version: v.sealed.as_ref().map(|s| s.key_version),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretMetadata {
+    pub path: String,
+    pub current_version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    pub versions: Vec<VersionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretSummary {
+    pub path: String,
+    pub current_version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<&SecretRecord> for SecretSummary {
+    fn from(s: &SecretRecord) -> Self {
+        Self {
+            path: s.path.clone(),
+            current_version: s.current_version,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretList {
+    pub secrets: Vec<SecretSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only paths starting with this string.
+    #[param(max_length = 512)]
+    pub prefix: Option<String>,
+    /// The `next` of the previous page.
+    #[param(max_length = 512)]
+    pub after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsBody {
+    /// Version numbers, at most 100; numbers of no version are ignored.
+    #[schema(min_items = 1, max_items = 100)]
+    #[serde(deserialize_with = "de_integers")]
+    pub versions: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionsChanged {
+    pub path: String,
+    /// Versions whose state changed (the others already were in the asked state or do not
+    /// exist).
+    pub changed: u64,
+}
+
+/// Write a new version of a secret.
+#[utoipa::path(put, path = "/v1/secrets/data/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path, e.g. `db/orders/password`")),
+    request_body = PutSecret,
+    security(("bearer" = ["secrets:write"])),
+    responses(
+        (status = 200, description = "Written", body = SecretWritten),
+        (status = 409, description = "Check-and-set failed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_secret(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsWrite>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<PutSecret>,
+) -> Result<Json<SecretWritten>, ApiError> {
+    let path = secret_path(&raw)?;
+    let PutSecret { value, cas } = body;
+    let value = Secret::new(value);
+    if value.expose().chars().count() > MAX_VALUE_CHARS {
+        return Err(ApiError::validation(format!(
+            "`value` is longer than {MAX_VALUE_CHARS} characters"
+        )));
+    }
+    let cas = match cas {
+        None => Cas::Any,
+        Some(0) => Cas::Absent,
+        Some(v) if v > 0 => Cas::Current(v),
+        Some(_) => return Err(ApiError::validation("`cas` is a version number, 0 or more")),
+    };
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let version = state
+        .secrets
+        .put(
+            &mut auth.tx,
+            tenant,
+            &path,
+            value.expose().as_bytes(),
+            cas,
+            now,
+        )
+        .await?;
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::SecretWrite,
+        format!("secret:{path}"),
+        Outcome::Success,
+        json!({ "version": version, "cas": cas_detail(cas) }),
+        now,
+    );
+    audit(&state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    Ok(Json(SecretWritten {
+        path: path.to_string(),
+        version,
+        created_at: now,
+    }))
+}
+
+fn cas_detail(cas: Cas) -> serde_json::Value {
+    match cas {
+        Cas::Any => serde_json::Value::Null,
+        Cas::Absent => json!(0),
+        Cas::Current(v) => json!(v),
+    }
+}
+
+/// Read a secret's value: the newest version, or the one asked for. Every read is audited.
+#[utoipa::path(get, path = "/v1/secrets/data/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path"), VersionQuery),
+    security(("bearer" = ["secrets:read"])),
+    responses(
+        (status = 200, description = "The value", body = SecretValue),
+        (status = 404, description = "No such secret or version, or it is deleted or destroyed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_secret(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsRead>,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Result<Response, ApiError> {
+    let path = secret_path(&raw)?;
+    if q.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::new(
+            ErrorKind::InvalidQuery,
+            "`version` is 1 or more",
+        ));
+    }
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let opened = state
+        .secrets
+        .get(&mut auth.tx, tenant, &path, q.version)
+        .await;
+    let (outcome, detail) = match &opened {
+        Ok(o) => (Outcome::Success, json!({ "version": o.version.version })),
+        Err(e) => (
+            Outcome::Denied,
+            json!({ "version": q.version, "error": e.to_string() }),
+        ),
+    };
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::SecretRead,
+        format!("secret:{path}"),
+        outcome,
+        detail,
+        now,
+    );
+    audit(&state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    let opened = opened?;
+    let value = String::from_utf8(opened.value.expose().clone())
+        .map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    Ok(no_store(
+        Json(SecretValue {
+            path: path.to_string(),
+            version: opened.version.version,
+            value,
+            created_at: opened.version.created_at,
+        })
+        .into_response(),
+    ))
+}
+
+async fn change_versions(
+    state: &AppState,
+    auth: &mut Authed<Write, impl crate::extract::Need>,
+    raw: &str,
+    versions: Option<Vec<i64>>,
+    action: AuditAction,
+) -> Result<Json<VersionsChanged>, ApiError> {
+    let path = secret_path(raw)?;
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let secret = auth
+        .tx
+        .secret(tenant, path.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(SecretsError::NotFound(path.to_string())))?;
+    let versions = versions.unwrap_or_else(|| vec![secret.current_version]);
+    if versions.is_empty() || versions.len() > MAX_VERSIONS_PER_CALL {
+        return Err(ApiError::validation(format!(
+            "`versions` names 1 to {MAX_VERSIONS_PER_CALL} versions"
+        )));
+    }
+    let changed = match action {
+        AuditAction::SecretDelete => {
+            auth.tx
+                .mark_secret_versions_deleted(tenant, path.as_str(), &versions, Some(now))
+                .await?
+        }
+        AuditAction::SecretUndelete => {
+            auth.tx
+                .mark_secret_versions_deleted(tenant, path.as_str(), &versions, None)
+                .await?
+        }
+        _ => {
+            auth.tx
+                .destroy_secret_versions(tenant, path.as_str(), &versions, now)
+                .await?
+        }
+    };
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        action,
+        format!("secret:{path}"),
+        Outcome::Success,
+        json!({ "versions": versions, "changed": changed }),
+        now,
+    );
+    audit(state, &mut auth.tx, event).await?;
+    Ok(Json(VersionsChanged {
+        path: path.to_string(),
+        changed,
+    }))
+}
+
+/// Soft-delete the newest version of a secret (undelete restores it).
+#[utoipa::path(delete, path = "/v1/secrets/data/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    security(("bearer" = ["secrets:write"])),
+    responses(
+        (status = 200, description = "Deleted", body = VersionsChanged),
+        (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_latest(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsWrite>,
+    Path(raw): Path<String>,
+) -> Result<Json<VersionsChanged>, ApiError> {
+    let out = change_versions(&state, &mut auth, &raw, None, AuditAction::SecretDelete).await?;
+    auth.tx.commit().await?;
+    Ok(out)
+}
+
+/// Soft-delete versions of a secret.
+#[utoipa::path(post, path = "/v1/secrets/delete/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    request_body = VersionsBody,
+    security(("bearer" = ["secrets:write"])),
+    responses(
+        (status = 200, description = "Deleted", body = VersionsChanged),
+        (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_versions(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsWrite>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Json<VersionsChanged>, ApiError> {
+    let out = change_versions(
+        &state,
+        &mut auth,
+        &raw,
+        Some(body.versions),
+        AuditAction::SecretDelete,
+    )
+    .await?;
+    auth.tx.commit().await?;
+    Ok(out)
+}
+
+/// Restore soft-deleted versions of a secret.
+#[utoipa::path(post, path = "/v1/secrets/undelete/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    request_body = VersionsBody,
+    security(("bearer" = ["secrets:write"])),
+    responses(
+        (status = 200, description = "Restored", body = VersionsChanged),
+        (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn undelete_versions(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsWrite>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Json<VersionsChanged>, ApiError> {
+    let out = change_versions(
+        &state,
+        &mut auth,
+        &raw,
+        Some(body.versions),
+        AuditAction::SecretUndelete,
+    )
+    .await?;
+    auth.tx.commit().await?;
+    Ok(out)
+}
+
+/// Destroy versions of a secret for good: their sealed data keys and values are overwritten.
+#[utoipa::path(post, path = "/v1/secrets/destroy/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    request_body = VersionsBody,
+    security(("bearer" = ["secrets:admin"])),
+    responses(
+        (status = 200, description = "Destroyed", body = VersionsChanged),
+        (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn destroy_versions(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsAdmin>,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Json<VersionsChanged>, ApiError> {
+    let out = change_versions(
+        &state,
+        &mut auth,
+        &raw,
+        Some(body.versions),
+        AuditAction::SecretDestroy,
+    )
+    .await?;
+    auth.tx.commit().await?;
+    Ok(out)
+}
+
+/// A secret's versions and their states (no values).
+#[utoipa::path(get, path = "/v1/secrets/metadata/{path}", tag = "secrets",
+    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    security(("bearer" = ["secrets:read"])),
+    responses(
+        (status = 200, description = "The metadata", body = SecretMetadata),
+        (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn metadata(
+    mut auth: Authed<Read, NeedSecretsRead>,
+    Path(raw): Path<String>,
+) -> Result<Json<SecretMetadata>, ApiError> {
+    let path = secret_path(&raw)?;
+    let tenant = auth.principal.tenant;
+    let secret = auth
+        .tx
+        .secret(tenant, path.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(SecretsError::NotFound(path.to_string())))?;
+    let versions = auth.tx.secret_versions(tenant, path.as_str()).await?;
+    Ok(Json(SecretMetadata {
+        path: secret.path,
+        current_version: secret.current_version,
+        created_at: secret.created_at,
+        updated_at: secret.updated_at,
+        versions: versions.iter().map(VersionView::from).collect(),
+    }))
+}
+
+/// List secrets by path prefix, in path order (no values).
+#[utoipa::path(get, path = "/v1/secrets/metadata", tag = "secrets", params(ListQuery),
+    security(("bearer" = ["secrets:read"])),
+    responses((status = 200, description = "A page of secrets", body = SecretList)))]
+pub async fn list(
+    mut auth: Authed<Read, NeedSecretsRead>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<SecretList>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorKind::InvalidQuery,
+            "`limit` is 1 to 1000",
+        ));
+    }
+    let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > 512);
+    if too_long(&q.prefix) || too_long(&q.after) {
+        return Err(ApiError::new(
+            ErrorKind::InvalidQuery,
+            "`prefix` and `after` are at most 512 bytes",
+        ));
+    }
+    let tenant = auth.principal.tenant;
+    let mut page = auth
+        .tx
+        .list_secrets(
+            tenant,
+            q.prefix.as_deref().unwrap_or(""),
+            q.after.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let more = page.len() as i64 > limit;
+    page.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(Json(SecretList {
+        next: if more {
+            page.last().map(|s| s.path.clone())
+        } else {
+            None
+        },
+        secrets: page.iter().map(SecretSummary::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionView {
+    pub version: i64,
+    /// `active`, `retired` or `revoked`.
+    pub state: &'static str,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retired_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+    /// Secret versions whose data key it wraps.
+    pub secret_versions: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionList {
+    pub versions: Vec<KeyVersionView>,
+}
+
+/// The tenant's key-encryption key versions, newest first.
+#[utoipa::path(get, path = "/v1/secrets/keys", tag = "secrets",
+    security(("bearer" = ["secrets:admin"])),
+    responses((status = 200, description = "Key versions", body = KeyVersionList)))]
+pub async fn list_keys(
+    mut auth: Authed<Read, NeedSecretsAdmin>,
+) -> Result<Json<KeyVersionList>, ApiError> {
+    let tenant = auth.principal.tenant;
+    let keys = auth.tx.tenant_keys(tenant).await?;
+    let counts = auth.tx.secret_count_by_key(tenant).await?;
+    Ok(Json(KeyVersionList {
+        versions: keys
+            .iter()
+            .map(|k| KeyVersionView {
+                version: k.version,
+                state: k.state.as_str(),
+                created_at: k.created_at,
+                retired_at: k.retired_at,
+                revoked_at: k.revoked_at,
+                secret_versions: counts
+                    .iter()
+                    .find(|(v, _)| *v == k.version)
+                    .map_or(0, |(_, n)| *n),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// Why, for the audit trail: up to 500 characters, not all whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlass {
+    /// Why, for the audit trail: up to 500 characters, not all whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRotated {
+    /// The version that seals from now on.
+    pub version: i64,
+    /// The version it replaced.
+    pub retired: Option<i64>,
+    /// Secret versions re-wrapped under the new version (break-glass only; 0 otherwise).
+    pub rewrapped: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    /// Why, for the audit trail: up to 500 characters, not all whitespace.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyRevoked {
+    pub version: i64,
+    /// Secret versions moved off it first.
+    pub rewrapped: u64,
+    /// The version that now wraps them.
+    pub active: i64,
+}
+
+fn reason(r: &str) -> Result<(), ApiError> {
+    if r.chars().all(char::is_whitespace) || r.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "`reason` is up to 500 characters, not all whitespace",
+        ));
+    }
+    Ok(())
+}
+
+/// Rotate the tenant's key-encryption key. New secret versions are sealed under the new key
+/// version; existing ones stay readable under the old one.
+#[utoipa::path(post, path = "/v1/secrets/keys/rotate", tag = "secrets",
+    request_body(content = Option<RotateKey>, description = "Optional"),
+    security(("bearer" = ["secrets:admin"])),
+    responses((status = 200, description = "Rotated", body = KeyRotated)))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsAdmin>,
+    OptionalJson(body): OptionalJson<RotateKey>,
+) -> Result<Json<KeyRotated>, ApiError> {
+    if let Some(r) = &body.reason {
+        reason(r)?;
+    }
+    rotate(&state, auth, body.reason.as_deref(), false).await
+}
+
+/// Break-glass rotation: rotate the tenant's key-encryption key, then re-wrap every secret
+/// version under the new key version at once (500 per transaction, each audited).
+#[utoipa::path(post, path = "/v1/secrets/keys/break-glass", tag = "secrets",
+    request_body = BreakGlass,
+    security(("bearer" = ["secrets:admin"])),
+    responses((status = 200, description = "Rotated and re-wrapped", body = KeyRotated)))]
+pub async fn break_glass(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsAdmin>,
+    ApiJson(body): ApiJson<BreakGlass>,
+) -> Result<Json<KeyRotated>, ApiError> {
+    reason(&body.reason)?;
+    rotate(&state, auth, Some(&body.reason), true).await
+}
+
+async fn rotate(
+    state: &AppState,
+    mut auth: Authed<Write, NeedSecretsAdmin>,
+    why: Option<&str>,
+    break_glass: bool,
+) -> Result<Json<KeyRotated>, ApiError> {
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let (retired, version) = state.secrets.rotate(&mut auth.tx, tenant, now).await?;
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::TenantKeyRotate,
+        format!("tenant_key:{version}"),
+        Outcome::Success,
+        json!({ "retired": retired, "break_glass": break_glass, "reason": why }),
+        now,
+    );
+    audit(state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    let mut rewrapped = 0;
+    if break_glass {
+        let keys = {
+            let mut tx = state.store.begin_read(auth.principal.scope()).await?;
+            tx.tenant_keys(tenant).await?
+        };
+        for k in keys.iter().filter(|k| k.state == TenantKeyState::Retired) {
+            rewrapped += rewrap_all(state, &auth.principal, &auth.ctx, k.version, why).await?;
+        }
+    }
+    Ok(Json(KeyRotated {
+        version,
+        retired,
+        rewrapped,
+    }))
+}
+
+/// Moves every secret version off key version `from`, a batch per transaction, each audited.
+async fn rewrap_all(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    from: i64,
+    why: Option<&str>,
+) -> Result<u64, ApiError> {
+    let tenant = principal.tenant;
+    let mut total = 0;
+    loop {
+        let mut tx = state.store.begin(principal.scope()).await?;
+        let now = state.clock.now();
+        let batch = state
+            .secrets
+            .rewrap_batch(&mut tx, tenant, from, now)
+            .await?;
+        if batch.versions > 0 {
+            let event = ctx.event(
+                tenant,
+                &principal.subject,
+                AuditAction::TenantKeyRewrap,
+                format!("tenant_key:{from}"),
+                Outcome::Success,
+                json!({ "from": from, "versions": batch.versions, "reason": why }),
+                now,
+            );
+            audit(state, &mut tx, event).await?;
+        }
+        tx.commit().await?;
+        total += batch.versions;
+        if batch.done {
+            return Ok(total);
+        }
+    }
+}
+
+/// Revoke a key-encryption key version: every secret version it wraps is re-wrapped under the
+/// active version (rotating first if it is the active one), then its material is destroyed and
+/// nothing opens under it again.
+#[utoipa::path(post, path = "/v1/secrets/keys/{version}/revoke", tag = "secrets",
+    params(("version" = i64, Path, minimum = 1, description = "The key version")),
+    request_body = RevokeKey,
+    security(("bearer" = ["secrets:admin"])),
+    responses(
+        (status = 200, description = "Revoked", body = KeyRevoked),
+        (status = 404, description = "No such key version", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSecretsAdmin>,
+    Path(version): Path<String>,
+    ApiJson(body): ApiJson<RevokeKey>,
+) -> Result<Response, ApiError> {
+    let version: i64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::InvalidPathParameter,
+            "a key version is 1 or more",
+        )
+    })?;
+    reason(&body.reason)?;
+    let why = Some(body.reason.as_str());
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let keys = auth.tx.tenant_keys(tenant).await?;
+    let key = keys
+        .iter()
+        .find(|k| k.version == version)
+        .ok_or(SecretsError::NoSuchKey(version))?;
+    if key.state == TenantKeyState::Revoked {
+        return Err(ApiError::conflict(format!(
+            "key version {version} is already revoked"
+        )));
+    }
+    if key.state == TenantKeyState::Active {
+        let (_, new) = state.secrets.rotate(&mut auth.tx, tenant, now).await?;
+        let event = auth.ctx.event(
+            tenant,
+            &auth.principal.subject,
+            AuditAction::TenantKeyRotate,
+            format!("tenant_key:{new}"),
+            Outcome::Success,
+            json!({ "retired": version, "break_glass": false, "reason": why }),
+            now,
+        );
+        audit(&state, &mut auth.tx, event).await?;
+    }
+    // Commit the rotation (if any) before re-wrapping in batches of their own.
+    auth.tx.commit().await?;
+    let rewrapped = rewrap_all(&state, &auth.principal, &auth.ctx, version, why).await?;
+    let mut tx = state.store.begin(auth.principal.scope()).await?;
+    let now = state.clock.now();
+    state.secrets.revoke(&mut tx, tenant, version, now).await?;
+    let active = state
+        .secrets
+        .active_kek(&mut tx, tenant, now)
+        .await?
+        .version();
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::TenantKeyRevoke,
+        format!("tenant_key:{version}"),
+        Outcome::Success,
+        json!({ "rewrapped": rewrapped, "active": active, "reason": why }),
+        now,
+    );
+    audit(&state, &mut tx, event).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::OK,
+        Json(KeyRevoked {
+            version,
+            rewrapped,
+            active: i64::from(active),
+        }),
+    )
+        .into_response())
+}
