@@ -88,15 +88,15 @@ fn assert_ok(ok: bool) {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
+pub(super) struct Load {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
 }
 
 /// `concurrency` clients hammering `url` for `seconds`.
-async fn load(url: &str, token: Option<&str>, seconds: u64, concurrency: usize) -> Load {
+pub(super) async fn load(url: &str, token: Option<&str>, seconds: u64, concurrency: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let start = Instant::now();

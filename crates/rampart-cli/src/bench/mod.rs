@@ -3,6 +3,7 @@
 
 mod auth;
 mod ledger;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,12 +18,16 @@ pub enum BenchCommand {
     /// Ledger appends acknowledged after fsync (1–256 writers, and a fixed offered load) beside
     /// Postgres INSERTs with synchronous_commit = on; then full-log verification speed.
     Ledger(ledger::LedgerArgs),
+    /// Secret reads (decrypt + audit write) beside plain authenticated reads, on SQLite and
+    /// Postgres; then a break-glass re-wrap of many secrets.
+    Secrets(secrets::SecretsArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Auth(args) => auth::run(args).await,
         BenchCommand::Ledger(args) => ledger::run(args).await,
+        BenchCommand::Secrets(args) => secrets::run(args).await,
     }
 }
 
