@@ -12,12 +12,12 @@ use clap::Args;
 use rampart_crypto::{SecretString, SigningKey};
 use rampart_identity::jwt::{sign_access_token, verify_access_token};
 use rampart_identity::{AccessClaims, KeySet, TokenSigner, VerificationKey, VerifyOptions};
-use rampart_server::{Config, StartOptions};
+use rampart_server::Config;
 use rampart_testkit::PgTestDb;
 use rampart_types::{Capability, Clock, FamilyId, SystemClock, TenantId, TokenId};
 use serde_json::{Value, json};
 
-use super::{Latencies, scratch_dir};
+use super::{BenchServer, Latencies, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct AuthArgs {
@@ -163,27 +163,9 @@ async fn measure_backend(
     seconds: u64,
     concurrency: usize,
 ) -> anyhow::Result<Target> {
-    let started = rampart_server::start(config, StartOptions::default())
-        .await
-        .context("starting the benchmark server")?;
-    let key = started
-        .operator_key
-        .as_ref()
-        .map(|k| SecretString::new(k.expose().to_owned()))
-        .context("a fresh data directory yields an operator key")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rampart_server::serve(started.state, listener, async {
-        let _ = rx.await;
-    }));
-    let base = format!("http://{addr}");
-    let http = reqwest::Client::new();
-    let tokens = crate::client::exchange_api_key(&http, &base, &key, None).await?;
-    let token = tokens["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let server = BenchServer::start(config).await?;
+    let (base, http) = (&server.base, &server.http);
+    let token = server.operator_token().await?;
     let tenant: Value = http
         .post(format!("{base}/v1/tenants"))
         .bearer_auth(&token)
@@ -203,8 +185,7 @@ async fn measure_backend(
         concurrency,
     )
     .await;
-    let _ = tx.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(Target {
         name,
         health,

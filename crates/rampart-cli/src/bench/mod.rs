@@ -31,6 +31,63 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A server started in process on a fresh data directory, listening on a loopback port.
+pub struct BenchServer {
+    pub base: String,
+    pub state: rampart_server::AppState,
+    pub http: reqwest::Client,
+    /// The operator key the first start printed.
+    operator_key: rampart_crypto::SecretString,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    pub async fn start(config: rampart_server::Config) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let started = rampart_server::start(config, rampart_server::StartOptions::default())
+            .await
+            .context("starting the benchmark server")?;
+        let operator_key = started
+            .operator_key
+            .as_ref()
+            .map(|k| rampart_crypto::SecretString::new(k.expose().to_owned()))
+            .context("a fresh data directory yields an operator key")?;
+        let state = started.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(rampart_server::serve(started.state, listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base,
+            state,
+            http: reqwest::Client::new(),
+            operator_key,
+            stop,
+            server,
+        })
+    }
+
+    /// A fresh access token for the operator key.
+    pub async fn operator_token(&self) -> anyhow::Result<String> {
+        let tokens =
+            crate::client::exchange_api_key(&self.http, &self.base, &self.operator_key, None)
+                .await?;
+        Ok(tokens["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Stops the server, letting in-flight requests finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
+}
+
 /// Latency samples in microseconds, sorted.
 pub struct Latencies(Vec<u32>);
 

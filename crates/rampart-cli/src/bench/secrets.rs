@@ -10,14 +10,14 @@ use anyhow::Context;
 use clap::Args;
 use rampart_crypto::SecretString;
 use rampart_secrets::SecretPath;
+use rampart_server::Config;
 use rampart_server::secrets::Cas;
-use rampart_server::{Config, StartOptions};
 use rampart_store::{Scope, TenantScope};
 use rampart_testkit::PgTestDb;
 use serde_json::{Value, json};
 
 use super::auth::{Load, load};
-use super::scratch_dir;
+use super::{BenchServer, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct SecretsArgs {
@@ -91,28 +91,9 @@ async fn measure_backend(
     config: Config,
     args: &SecretsArgs,
 ) -> anyhow::Result<Measured> {
-    let started = rampart_server::start(config, StartOptions::default())
-        .await
-        .context("starting the benchmark server")?;
-    let key = started
-        .operator_key
-        .as_ref()
-        .map(|k| SecretString::new(k.expose().to_owned()))
-        .context("a fresh data directory yields an operator key")?;
-    let state = started.state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rampart_server::serve(started.state, listener, async {
-        let _ = stopped.await;
-    }));
-    let base = format!("http://{addr}");
-    let http = reqwest::Client::new();
-    let tokens = crate::client::exchange_api_key(&http, &base, &key, None).await?;
-    let token = tokens["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let server = BenchServer::start(config).await?;
+    let (base, http, state) = (&server.base, &server.http, &server.state);
+    let token = server.operator_token().await?;
     let written: Value = http
         .put(format!("{base}/v1/secrets/data/bench/read"))
         .bearer_auth(&token)
@@ -129,14 +110,13 @@ async fn measure_backend(
     let plain_read = load(&plain_url, Some(&token), args.seconds, args.concurrency).await;
     let secret_read = load(&secret_url, Some(&token), args.seconds, args.concurrency).await;
 
-    let seed_s = seed(&state, args.rewrap_secrets).await?;
+    let seed_s = seed(state, args.rewrap_secrets).await?;
     // A fresh token: seeding may outlast the first.
-    let tokens = crate::client::exchange_api_key(&http, &base, &key, None).await?;
-    let token = tokens["access_token"].as_str().unwrap_or_default();
+    let token = server.operator_token().await?;
     let t = Instant::now();
     let rotated: Value = http
         .post(format!("{base}/v1/secrets/keys/break-glass"))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .json(&json!({ "reason": "benchmark" }))
         .timeout(std::time::Duration::from_secs(3600))
         .send()
@@ -149,8 +129,7 @@ async fn measure_backend(
         rewrapped == args.rewrap_secrets + 1,
         "the break-glass rotation re-wrapped {rewrapped}: {rotated}"
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(Measured {
         backend,
         secret_read,
