@@ -90,6 +90,19 @@ fn secret_version(v: i64) -> Result<u32, SecretsError> {
     u32::try_from(v).map_err(|_| SecretsError::Internal(format!("secret version {v} out of range")))
 }
 
+/// KEK version `version` of the tenant, as stored.
+async fn key_record(
+    tx: &mut Tx,
+    tenant: TenantId,
+    version: i64,
+) -> Result<TenantKeyRecord, SecretsError> {
+    tx.tenant_keys(tenant)
+        .await?
+        .into_iter()
+        .find(|k| k.version == version)
+        .ok_or(SecretsError::NoSuchKey(version))
+}
+
 impl SecretsService {
     #[must_use]
     pub fn new(wrapper: KekWrapper) -> Self {
@@ -162,15 +175,11 @@ impl SecretsService {
         tenant: TenantId,
         version: i64,
     ) -> Result<Kek, SecretsError> {
-        let keys = tx.tenant_keys(tenant).await?;
-        let record = keys
-            .iter()
-            .find(|k| k.version == version)
-            .ok_or(SecretsError::NoSuchKey(version))?;
+        let record = key_record(tx, tenant, version).await?;
         if record.state == TenantKeyState::Revoked {
             return Err(SecretsError::KeyRevoked(version));
         }
-        self.open_kek(record)
+        self.open_kek(&record)
     }
 
     /// Writes a new version of the secret at `path` if `cas` holds; returns its number.
@@ -309,12 +318,7 @@ impl SecretsService {
         version: i64,
         now: Timestamp,
     ) -> Result<bool, SecretsError> {
-        let keys = tx.tenant_keys(tenant).await?;
-        let record = keys
-            .iter()
-            .find(|k| k.version == version)
-            .ok_or(SecretsError::NoSuchKey(version))?;
-        match record.state {
+        match key_record(tx, tenant, version).await?.state {
             TenantKeyState::Revoked => Ok(false),
             TenantKeyState::Active => Err(SecretsError::KeyActive(version)),
             TenantKeyState::Retired => {
