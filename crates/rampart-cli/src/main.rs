@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod client;
+mod secret;
 mod serve;
 mod token;
 
@@ -34,6 +35,14 @@ enum Command {
     Apikey {
         #[command(subcommand)]
         command: client::ApikeyCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Read and write the tenant's secrets (needs `secrets:read` / `secrets:write`); values go
+    /// through standard input and output, never the command line.
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
         #[command(flatten)]
         conn: client::Connection,
     },
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Tenant { command, conn } => client::tenant(command, conn).await,
             Command::Apikey { command, conn } => client::apikey(command, conn).await,
+            Command::Secret { command, conn } => secret::run(command, conn).await,
             Command::Token { command } => token::run(command).await,
             Command::Audit { command } => audit::run(command).await,
             Command::Operator {

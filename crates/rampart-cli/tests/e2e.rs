@@ -135,6 +135,27 @@ fn cli(dir: &Path, server: &str, key: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`cli`] with `input` on standard input.
+fn cli_stdin(dir: &Path, server: &str, key: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = clean_command(dir)
+        .args(args)
+        .env("RAMPART_URL", server)
+        .env("RAMPART_API_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn json_out(o: &Output) -> Value {
     assert!(
         o.status.success(),
@@ -773,4 +794,80 @@ fn the_ledger_is_kept_in_an_object_lock_bucket_too() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("Object Lock is not enabled"), "{stderr}");
     assert!(!stderr.contains("e2e-secret-canary"));
+}
+
+/// Secrets through the CLI: values in on standard input and out on standard output, exactly;
+/// versions, check-and-set, delete / undelete / destroy, listing; a bad path refused before any
+/// request.
+#[test]
+fn secrets_round_trip_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d);
+    let key = operator_key(&server.stdout);
+    let url = server.addr.clone();
+    let put = |path: &str, value: &str, extra: &[&str]| {
+        let mut args = vec!["secret", "put", path];
+        args.extend_from_slice(extra);
+        cli_stdin(d, &url, &key, &args, value)
+    };
+    let get = |args: &[&str]| {
+        let mut all = vec!["secret", "get"];
+        all.extend_from_slice(args);
+        let o = cli(d, &url, &key, &all);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+
+    assert_eq!(json_out(&put("db/password", "first\n", &[]))["version"], 1);
+    assert_eq!(
+        json_out(&put(
+            "db/password",
+            "  second, with spaces \n\n",
+            &["--cas", "1"]
+        ))["version"],
+        2
+    );
+    let o = put("db/password", "x", &["--cas", "1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("check-and-set"));
+    assert_eq!(get(&["db/password"]), "  second, with spaces \n");
+    assert_eq!(get(&["db/password", "--version", "1"]), "first");
+    json_out(&put("db/user", "app", &[]));
+
+    let list = json_out(&cli(d, &url, &key, &["secret", "list", "--prefix", "db/"]));
+    let paths: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["db/password", "db/user"]);
+    assert!(!list.to_string().contains("second"));
+
+    json_out(&cli(d, &url, &key, &["secret", "delete", "db/password"]));
+    let o = cli(d, &url, &key, &["secret", "get", "db/password"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("deleted"));
+    json_out(&cli(
+        d,
+        &url,
+        &key,
+        &["secret", "undelete", "db/password", "--versions", "2"],
+    ));
+    let destroyed = json_out(&cli(
+        d,
+        &url,
+        &key,
+        &["secret", "destroy", "db/password", "--versions", "1,2"],
+    ));
+    assert_eq!(destroyed["changed"], 2);
+    let meta = json_out(&cli(d, &url, &key, &["secret", "metadata", "db/password"]));
+    assert!(meta["versions"][1]["destroyed_at"].is_string());
+
+    // A path that would change the URL never leaves the client.
+    let o = cli(d, &url, &key, &["secret", "get", "db/password?version=1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a secret path"));
+    server.stop();
 }
