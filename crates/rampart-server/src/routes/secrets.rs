@@ -23,7 +23,7 @@ use crate::extract::{
     ApiJson, ApiQuery, Authed, NeedSecretsAdmin, NeedSecretsRead, NeedSecretsWrite, OptionalJson,
     Principal, Read, RequestContext, Write,
 };
-use crate::secrets::{Cas, SecretsError};
+use crate::secrets::{Cas, Opened, SecretsError};
 use crate::state::AppState;
 
 /// Longest value accepted, in characters.
@@ -72,7 +72,7 @@ fn de_integers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Er
         .collect()
 }
 
-fn secret_path(raw: &str) -> Result<SecretPath, ApiError> {
+pub(crate) fn secret_path(raw: &str) -> Result<SecretPath, ApiError> {
     raw.parse().map_err(|e: rampart_secrets::InvalidPath| {
         ApiError::new(ErrorKind::InvalidPathParameter, e.to_string())
     })
@@ -231,53 +231,29 @@ pub struct VersionsChanged {
     ))]
 pub async fn put_secret(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> Result<Json<SecretWritten>, ApiError> {
     let path = secret_path(&raw)?;
     let PutSecret { value, cas } = body;
     let value = Secret::new(value);
-    if value.expose().chars().count() > MAX_VALUE_CHARS {
-        return Err(ApiError::validation(format!(
-            "`value` is longer than {MAX_VALUE_CHARS} characters"
-        )));
-    }
-    let cas = match cas {
-        None => Cas::Any,
-        Some(0) => Cas::Absent,
-        Some(v) if v > 0 => Cas::Current(v),
-        Some(_) => return Err(ApiError::validation("`cas` is a version number, 0 or more")),
-    };
-    let tenant = auth.principal.tenant;
-    let now = state.clock.now();
-    let version = state
-        .secrets
-        .put(
-            &mut auth.tx,
-            tenant,
-            &path,
-            value.expose().as_bytes(),
-            cas,
-            now,
-        )
-        .await?;
-    let event = auth.ctx.event(
-        tenant,
-        &auth.principal.subject,
-        AuditAction::SecretWrite,
-        format!("secret:{path}"),
-        Outcome::Success,
-        json!({ "version": version, "cas": cas_detail(cas) }),
-        now,
-    );
-    audit(&state, &mut auth.tx, event).await?;
-    auth.tx.commit().await?;
+    let (version, now) = write_audited(&state, auth, &path, &value, cas_from(cas)?).await?;
     Ok(Json(SecretWritten {
         path: path.to_string(),
         version,
         created_at: now,
     }))
+}
+
+/// A check-and-set as the API spells it: absent (no check), 0 (must not exist) or a version.
+pub(crate) fn cas_from(cas: Option<i64>) -> Result<Cas, ApiError> {
+    match cas {
+        None => Ok(Cas::Any),
+        Some(0) => Ok(Cas::Absent),
+        Some(v) if v > 0 => Ok(Cas::Current(v)),
+        Some(_) => Err(ApiError::validation("`cas` is a version number, 0 or more")),
+    }
 }
 
 fn cas_detail(cas: Cas) -> serde_json::Value {
@@ -298,7 +274,7 @@ fn cas_detail(cas: Cas) -> serde_json::Value {
     ))]
 pub async fn get_secret(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsRead>,
+    auth: Authed<Write, NeedSecretsRead>,
     Path(raw): Path<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Response, ApiError> {
@@ -309,31 +285,7 @@ pub async fn get_secret(
             "`version` is 1 or more",
         ));
     }
-    let tenant = auth.principal.tenant;
-    let now = state.clock.now();
-    let opened = state
-        .secrets
-        .get(&mut auth.tx, tenant, &path, q.version)
-        .await;
-    let (outcome, detail) = match &opened {
-        Ok(o) => (Outcome::Success, json!({ "version": o.version.version })),
-        Err(e) => (
-            Outcome::Denied,
-            json!({ "version": q.version, "error": e.to_string() }),
-        ),
-    };
-    let event = auth.ctx.event(
-        tenant,
-        &auth.principal.subject,
-        AuditAction::SecretRead,
-        format!("secret:{path}"),
-        outcome,
-        detail,
-        now,
-    );
-    audit(&state, &mut auth.tx, event).await?;
-    auth.tx.commit().await?;
-    let opened = opened?;
+    let opened = read_audited(&state, auth, &path, q.version).await?;
     let value = String::from_utf8(opened.value.expose().clone())
         .map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
     Ok(no_store(
@@ -347,7 +299,78 @@ pub async fn get_secret(
     ))
 }
 
-async fn change_versions(
+/// Opens a version of a secret and audits the read (refused ones too), committing `auth.tx`.
+pub(crate) async fn read_audited(
+    state: &AppState,
+    mut auth: Authed<Write, NeedSecretsRead>,
+    path: &SecretPath,
+    version: Option<i64>,
+) -> Result<Opened, ApiError> {
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let opened = state.secrets.get(&mut auth.tx, tenant, path, version).await;
+    let (outcome, detail) = match &opened {
+        Ok(o) => (Outcome::Success, json!({ "version": o.version.version })),
+        Err(e) => (
+            Outcome::Denied,
+            json!({ "version": version, "error": e.to_string() }),
+        ),
+    };
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::SecretRead,
+        format!("secret:{path}"),
+        outcome,
+        detail,
+        now,
+    );
+    audit(state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    Ok(opened?)
+}
+
+/// Writes a new version of a secret and audits it, committing `auth.tx`. Returns its number.
+pub(crate) async fn write_audited(
+    state: &AppState,
+    mut auth: Authed<Write, NeedSecretsWrite>,
+    path: &SecretPath,
+    value: &Secret<String>,
+    cas: Cas,
+) -> Result<(i64, Timestamp), ApiError> {
+    if value.expose().chars().count() > MAX_VALUE_CHARS {
+        return Err(ApiError::validation(format!(
+            "`value` is longer than {MAX_VALUE_CHARS} characters"
+        )));
+    }
+    let tenant = auth.principal.tenant;
+    let now = state.clock.now();
+    let version = state
+        .secrets
+        .put(
+            &mut auth.tx,
+            tenant,
+            path,
+            value.expose().as_bytes(),
+            cas,
+            now,
+        )
+        .await?;
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::SecretWrite,
+        format!("secret:{path}"),
+        Outcome::Success,
+        json!({ "version": version, "cas": cas_detail(cas) }),
+        now,
+    );
+    audit(state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    Ok((version, now))
+}
+
+pub(crate) async fn change_versions(
     state: &AppState,
     auth: &mut Authed<Write, impl crate::extract::Need>,
     raw: &str,
