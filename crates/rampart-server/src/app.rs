@@ -219,6 +219,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented_routes();
     let doc_json = OpenApiJson(Arc::new(doc.to_pretty_json().unwrap_or_default()));
     routes
+        .merge(crate::routes::vault::router())
         .fallback(edge::not_found)
         .layer(Extension(doc_json))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -228,6 +229,7 @@ pub fn router(state: AppState) -> Router {
             state.config.request_timeout,
         ))
         .layer(middleware::from_fn(edge::edge))
+        .layer(middleware::from_fn(crate::routes::vault::vault_edge))
         .with_state(state)
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP API. Each handler carries its OpenAPI description, and the router is built from
-//! those descriptions, so a route cannot exist without being documented.
+//! those descriptions, so a route cannot exist without being documented. The one exception is
+//! [`vault`]: a compatibility surface whose contract is HashiCorp Vault's KV v2 API
+//! (documented in docs/secrets.md), not Rampart's own document.
 
 pub mod apikeys;
 pub mod audit;
@@ -10,3 +12,4 @@ pub mod ledger;
 pub mod secrets;
 pub mod tenants;
 pub mod tlog;
+pub mod vault;
