@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{ApiJson, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
+use crate::extract::{ApiJson, ApiQuery, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
 use crate::routes::secrets::{cas_from, change_versions, read_audited, secret_path, write_audited};
 use crate::state::AppState;
 use rampart_types::AuditAction;
@@ -126,7 +126,7 @@ async fn read(
     State(state): State<AppState>,
     auth: Authed<Write, NeedSecretsRead>,
     Path((mount, path)): Path<(String, String)>,
-    Query(q): Query<ReadQuery>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let p = path_of(&mount, &path)?;
     // Vault reads version 0 as the newest.
@@ -207,7 +207,7 @@ async fn list(
     method: Method,
     auth: Authed<Read, NeedSecretsRead>,
     Path((mount, path)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     list_under(state, method, auth, mount, path, q).await
 }
@@ -217,7 +217,7 @@ async fn list_root(
     method: Method,
     auth: Authed<Read, NeedSecretsRead>,
     Path(mount): Path<String>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     list_under(state, method, auth, mount, String::new(), q).await
 }
