@@ -185,27 +185,23 @@ impl Kek {
         Ok(AeadKey::new(dek)?.open(&value_aad(self.tenant, path, version), &sealed.ciphertext)?)
     }
 
-    /// The same value with its data key wrapped by `to` instead: the ciphertext is unchanged,
-    /// so re-wrapping costs two small AES-GCM operations whatever the value's size.
+    /// The value's data key wrapped by `to` instead (its new `wrapped_dek`; `key_version`
+    /// becomes `to.version()`). The ciphertext is unchanged, so re-wrapping costs two small
+    /// AES-GCM operations whatever the value's size.
     pub fn rewrap(
         &self,
         to: &Kek,
         path: &SecretPath,
         version: u32,
         sealed: &SealedValue,
-    ) -> Result<SealedValue, EnvelopeError> {
+    ) -> Result<Vec<u8>, EnvelopeError> {
         if to.tenant != self.tenant {
             return Err(EnvelopeError::DoesNotOpen);
         }
         let dek = self.open_dek(path, version, sealed)?;
-        let wrapped_dek = to
+        Ok(to
             .key
-            .seal(&dek_aad(to.tenant, to.version, path, version), dek.expose())?;
-        Ok(SealedValue {
-            key_version: to.version,
-            wrapped_dek,
-            ciphertext: sealed.ciphertext.clone(),
-        })
+            .seal(&dek_aad(to.tenant, to.version, path, version), dek.expose())?)
     }
 }
 
@@ -298,9 +294,12 @@ mod tests {
         let (new, _) = w.generate(tenant, 2).unwrap();
         let p = path("api/token");
         let sealed = old.seal(&p, 7, b"value").unwrap();
-        let moved = old.rewrap(&new, &p, 7, &sealed).unwrap();
+        let moved = SealedValue {
+            key_version: new.version(),
+            wrapped_dek: old.rewrap(&new, &p, 7, &sealed).unwrap(),
+            ciphertext: sealed.ciphertext.clone(),
+        };
         assert_eq!(moved.key_version, 2);
-        assert_eq!(moved.ciphertext, sealed.ciphertext);
         assert_eq!(new.open(&p, 7, &moved).unwrap().expose(), b"value");
         assert_eq!(
             old.open(&p, 7, &moved).unwrap_err(),

@@ -5,10 +5,8 @@
 //! effect on every node at its commit.
 
 use rampart_crypto::Secret;
-use rampart_secrets::{EnvelopeError, Kek, KekWrapper, SealedValue, SecretPath};
-use rampart_store::{
-    SealedParts, SecretVersionRecord, StoreError, TenantKeyRecord, TenantKeyState, Tx,
-};
+use rampart_secrets::{EnvelopeError, Kek, KekWrapper, SecretPath};
+use rampart_store::{SecretVersionRecord, StoreError, TenantKeyRecord, TenantKeyState, Tx};
 use rampart_types::{TenantId, Timestamp};
 
 pub use rampart_store::Cas;
@@ -68,22 +66,6 @@ impl std::fmt::Debug for SecretsService {
 
 fn key_version(v: i64) -> Result<u32, SecretsError> {
     u32::try_from(v).map_err(|_| SecretsError::Internal(format!("key version {v} out of range")))
-}
-
-fn sealed_value(p: &SealedParts) -> Result<SealedValue, SecretsError> {
-    Ok(SealedValue {
-        key_version: key_version(p.key_version)?,
-        wrapped_dek: p.wrapped_dek.clone(),
-        ciphertext: p.ciphertext.clone(),
-    })
-}
-
-fn parts(s: SealedValue) -> SealedParts {
-    SealedParts {
-        key_version: i64::from(s.key_version),
-        wrapped_dek: s.wrapped_dek,
-        ciphertext: s.ciphertext,
-    }
 }
 
 fn secret_version(v: i64) -> Result<u32, SecretsError> {
@@ -202,7 +184,7 @@ impl SecretsService {
         let sealed = kek
             .seal(path, secret_version(version)?, value)
             .map_err(|e| SecretsError::Internal(e.to_string()))?;
-        tx.insert_secret_version(tenant, path.as_str(), version, &parts(sealed), now)
+        tx.insert_secret_version(tenant, path.as_str(), version, &sealed, now)
             .await?;
         Ok(version)
     }
@@ -239,8 +221,8 @@ impl SecretsService {
             .sealed
             .as_ref()
             .ok_or_else(|| SecretsError::Destroyed(p.to_owned(), version))?;
-        let kek = self.kek(tx, tenant, sealed.key_version).await?;
-        let value = kek.open(path, secret_version(version)?, &sealed_value(sealed)?)?;
+        let kek = self.kek(tx, tenant, i64::from(sealed.key_version)).await?;
+        let value = kek.open(path, secret_version(version)?, sealed)?;
         Ok(Opened {
             version: record,
             value,
@@ -290,14 +272,10 @@ impl SecretsService {
                 .path
                 .parse()
                 .map_err(|e| SecretsError::Internal(format!("a stored path is invalid: {e}")))?;
-            let new = old.rewrap(
-                &to,
-                &path,
-                secret_version(v.version)?,
-                &sealed_value(sealed)?,
-            )?;
+            let wrapped_dek = old.rewrap(&to, &path, secret_version(v.version)?, sealed)?;
+            let to_version = i64::from(to.version());
             if tx
-                .rewrap_secret_version(tenant, &v.path, v.version, from, &parts(new))
+                .rewrap_secret_version(tenant, &v.path, v.version, from, to_version, &wrapped_dek)
                 .await?
             {
                 moved += 1;

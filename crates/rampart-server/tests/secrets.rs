@@ -395,8 +395,8 @@ async fn rotation_break_glass_and_revocation(b: Backend) {
     let sealed = row.sealed.clone().unwrap();
     assert_eq!(sealed.key_version, 4);
     assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("value-1"));
-    // Copy s/1's sealed value onto s/2's row: s/2 no longer opens (its AAD names s/2).
-    tx.rewrap_secret_version(tid, "s/2", 1, 4, &sealed)
+    // Copy s/1's wrapped data key onto s/2's row: s/2 no longer opens (its AAD names s/2).
+    tx.rewrap_secret_version(tid, "s/2", 1, 4, 4, &sealed.wrapped_dek)
         .await
         .unwrap();
     tx.commit().await.unwrap();

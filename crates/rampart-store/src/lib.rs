@@ -22,8 +22,8 @@ mod store;
 pub use error::StoreError;
 pub use records::{
     ApiKeyRecord, AuditRecord, Cas, FamilyRecord, LedgerKeyRecord, LedgerPosition, RefreshRecord,
-    SealedParts, SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord,
-    TenantKeyState, TenantRecord, TokenLiveness,
+    SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
+    TenantRecord, TokenLiveness,
 };
 pub use scope::{Lookup, Scope, TenantScope};
 pub use store::{Backend, Store, StoreOptions, Tx, postgres_app_grants};

@@ -176,33 +176,14 @@ pub struct SecretRecord {
     pub updated_at: Timestamp,
 }
 
-/// The sealed parts of a secret version: its data key wrapped by a tenant key version, and its
-/// value sealed under the data key. Not secret (nothing opens without the root key) but not
-/// worth printing either, so `Debug` shows only sizes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedParts {
-    pub key_version: i64,
-    pub wrapped_dek: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-}
-
-impl std::fmt::Debug for SealedParts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedParts")
-            .field("key_version", &self.key_version)
-            .field("wrapped_dek_len", &self.wrapped_dek.len())
-            .field("ciphertext_len", &self.ciphertext.len())
-            .finish()
-    }
-}
-
 /// One version of a secret. `sealed` is `None` once destroyed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretVersionRecord {
     pub tenant_id: TenantId,
     pub path: String,
     pub version: i64,
-    pub sealed: Option<SealedParts>,
+    /// Its data key wrapped by a tenant key version, and its value sealed under the data key.
+    pub sealed: Option<rampart_secrets::SealedValue>,
     pub created_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
     pub destroyed_at: Option<Timestamp>,

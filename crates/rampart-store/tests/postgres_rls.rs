@@ -120,7 +120,7 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
         tenant,
         "db/password",
         version,
-        &rampart_store::SealedParts {
+        &rampart_secrets::SealedValue {
             key_version: 1,
             wrapped_dek: vec![3; 61],
             ciphertext: vec![4; 40],

@@ -147,7 +147,7 @@ impl From<&SecretVersionRecord> for VersionView {
             created_at: v.created_at,
             deleted_at: v.deleted_at,
             destroyed_at: v.destroyed_at,
-            key_version: v.sealed.as_ref().map(|s| s.key_version),
+            key_version: v.sealed.as_ref().map(|s| i64::from(s.key_version)),
         }
     }
 }

@@ -1,14 +1,12 @@
 //! Tenant key-encryption keys and versioned secrets. Every statement names the tenant; values
 //! are stored only sealed.
 
+use rampart_secrets::SealedValue;
 use rampart_types::{TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::{parse_col, tenant_id};
-use crate::{
-    Cas, SealedParts, SecretRecord, SecretVersionRecord, StoreError, TenantKeyRecord,
-    TenantKeyState, Tx,
-};
+use crate::{Cas, SecretRecord, SecretVersionRecord, StoreError, TenantKeyRecord, Tx};
 
 fn key_from_row(row: &AnyRow) -> Result<TenantKeyRecord, StoreError> {
     Ok(TenantKeyRecord {
@@ -38,8 +36,11 @@ fn version_from_row(row: &AnyRow) -> Result<SecretVersionRecord, StoreError> {
         row.opt_bytes("wrapped_dek")?,
         row.opt_bytes("ciphertext")?,
     ) {
-        (Some(key_version), Some(wrapped_dek), Some(ciphertext)) => Some(SealedParts {
-            key_version,
+        (Some(key_version), Some(wrapped_dek), Some(ciphertext)) => Some(SealedValue {
+            key_version: u32::try_from(key_version).map_err(|_| StoreError::Corrupt {
+                column: "secret_versions.key_version".into(),
+                reason: format!("{key_version} is not a key version"),
+            })?,
             wrapped_dek,
             ciphertext,
         }),
@@ -224,7 +225,7 @@ impl Tx {
         tenant: TenantId,
         path: &str,
         version: i64,
-        sealed: &SealedParts,
+        sealed: &SealedValue,
         at: Timestamp,
     ) -> Result<(), StoreError> {
         self.guard_write(tenant)?;
@@ -237,7 +238,7 @@ impl Tx {
                 Val::Uuid(*tenant.as_uuid()),
                 Val::Text(path),
                 Val::Int(version),
-                Val::Int(sealed.key_version),
+                Val::Int(i64::from(sealed.key_version)),
                 Val::Bytes(&sealed.wrapped_dek),
                 Val::Bytes(&sealed.ciphertext),
                 Val::Ts(at),
@@ -440,15 +441,16 @@ impl Tx {
         .collect()
     }
 
-    /// Replaces a version's wrapped data key (re-wrapped under another key version), if it is
-    /// still wrapped by `from_key_version`. Returns whether it was.
+    /// Replaces a version's wrapped data key with `wrapped_dek`, wrapped by key version
+    /// `to_key_version`, if it is still wrapped by `from_key_version`. Returns whether it was.
     pub async fn rewrap_secret_version(
         &mut self,
         tenant: TenantId,
         path: &str,
         version: i64,
         from_key_version: i64,
-        to: &SealedParts,
+        to_key_version: i64,
+        wrapped_dek: &[u8],
     ) -> Result<bool, StoreError> {
         self.guard_write(tenant)?;
         Ok(self
@@ -462,8 +464,8 @@ impl Tx {
                     Val::Text(path),
                     Val::Int(version),
                     Val::Int(from_key_version),
-                    Val::Int(to.key_version),
-                    Val::Bytes(&to.wrapped_dek),
+                    Val::Int(to_key_version),
+                    Val::Bytes(wrapped_dek),
                 ],
             )
             .await?
@@ -489,12 +491,5 @@ impl Tx {
         .iter()
         .map(|r| Ok((r.int("key_version")?, r.int("n")?)))
         .collect()
-    }
-}
-
-/// For callers that print a state.
-impl std::fmt::Display for TenantKeyState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
