@@ -281,26 +281,17 @@ pub async fn rotate_tenant_keys(state: &AppState) -> Result<usize, String> {
         if !due {
             continue;
         }
-        let (retired, version) = state
-            .secrets
-            .rotate(&mut tx, t.id, now)
-            .await
-            .map_err(|e| e.to_string())?;
-        let event = AuditEvent {
-            tenant_id: t.id,
-            request_id: None,
-            actor: "system".into(),
-            action: AuditAction::TenantKeyRotate,
-            resource: format!("tenant_key:{version}"),
-            outcome: Outcome::Success,
-            detail: json!({ "retired": retired, "break_glass": false, "reason": "scheduled" }),
-            at: now,
-        };
-        state
-            .audit
-            .record(&mut tx, &event)
-            .await
-            .map_err(|e| e.to_string())?;
+        crate::routes::secrets::rotate_recorded(
+            state,
+            &mut tx,
+            t.id,
+            "system",
+            None,
+            Some("scheduled"),
+            false,
+        )
+        .await
+        .map_err(|e| e.detail)?;
         tx.commit().await.map_err(|e| e.to_string())?;
         rotated += 1;
     }

@@ -6,12 +6,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_crypto::Secret;
 use rampart_secrets::SecretPath;
+use rampart_store::Tx;
 use rampart_store::{SecretRecord, SecretVersionRecord, TenantKeyState};
-use rampart_types::{AuditAction, Outcome, Problem, Timestamp};
+use rampart_types::{AuditAction, AuditEvent, Outcome, Problem, RequestId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -76,6 +76,21 @@ pub(crate) fn secret_path(raw: &str) -> Result<SecretPath, ApiError> {
     raw.parse().map_err(|e: rampart_secrets::InvalidPath| {
         ApiError::new(ErrorKind::InvalidPathParameter, e.to_string())
     })
+}
+
+/// The `{path}` of a secret route, as documented: the handlers take it as a wildcard (it has
+/// several segments) and check it with [`secret_path`]; the pattern says the same as
+/// [`SecretPath`]'s rules (no `.` or `..` segment, no empty one).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(dead_code, reason = "documentation of the path parameter only")]
+pub struct SecretPathParam {
+    /// The secret's path, e.g. `db/orders/password`.
+    #[param(
+        max_length = 512,
+        pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$"
+    )]
+    path: String,
 }
 
 /// A new version of a secret.
@@ -222,7 +237,7 @@ pub struct VersionsChanged {
 
 /// Write a new version of a secret.
 #[utoipa::path(put, path = "/v1/secrets/data/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path, e.g. `db/orders/password`")),
+    params(SecretPathParam),
     request_body = PutSecret,
     security(("bearer" = ["secrets:write"])),
     responses(
@@ -266,7 +281,7 @@ fn cas_detail(cas: Cas) -> serde_json::Value {
 
 /// Read a secret's value: the newest version, or the one asked for. Every read is audited.
 #[utoipa::path(get, path = "/v1/secrets/data/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path"), VersionQuery),
+    params(SecretPathParam, VersionQuery),
     security(("bearer" = ["secrets:read"])),
     responses(
         (status = 200, description = "The value", body = SecretValue),
@@ -370,12 +385,32 @@ pub(crate) async fn write_audited(
     Ok((version, now))
 }
 
+/// What a delete, undelete or destroy does to the versions it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VersionChange {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+impl VersionChange {
+    fn action(self) -> AuditAction {
+        match self {
+            Self::Delete => AuditAction::SecretDelete,
+            Self::Undelete => AuditAction::SecretUndelete,
+            Self::Destroy => AuditAction::SecretDestroy,
+        }
+    }
+}
+
+/// Applies `change` to `versions` of a secret (default: its newest), audits it and commits
+/// `auth.tx`.
 pub(crate) async fn change_versions(
     state: &AppState,
-    auth: &mut Authed<Write, impl crate::extract::Need>,
+    mut auth: Authed<Write, impl crate::extract::Need>,
     raw: &str,
     versions: Option<Vec<i64>>,
-    action: AuditAction,
+    change: VersionChange,
 ) -> Result<Json<VersionsChanged>, ApiError> {
     let path = secret_path(raw)?;
     let tenant = auth.principal.tenant;
@@ -391,33 +426,35 @@ pub(crate) async fn change_versions(
             "`versions` names 1 to {MAX_VERSIONS_PER_CALL} versions"
         )));
     }
-    let changed = match action {
-        AuditAction::SecretDelete => {
+    let p = path.as_str();
+    let changed = match change {
+        VersionChange::Delete => {
             auth.tx
-                .mark_secret_versions_deleted(tenant, path.as_str(), &versions, Some(now))
+                .mark_secret_versions_deleted(tenant, p, &versions, Some(now))
                 .await?
         }
-        AuditAction::SecretUndelete => {
+        VersionChange::Undelete => {
             auth.tx
-                .mark_secret_versions_deleted(tenant, path.as_str(), &versions, None)
+                .mark_secret_versions_deleted(tenant, p, &versions, None)
                 .await?
         }
-        _ => {
+        VersionChange::Destroy => {
             auth.tx
-                .destroy_secret_versions(tenant, path.as_str(), &versions, now)
+                .destroy_secret_versions(tenant, p, &versions, now)
                 .await?
         }
     };
     let event = auth.ctx.event(
         tenant,
         &auth.principal.subject,
-        action,
+        change.action(),
         format!("secret:{path}"),
         Outcome::Success,
         json!({ "versions": versions, "changed": changed }),
         now,
     );
     audit(state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
     Ok(Json(VersionsChanged {
         path: path.to_string(),
         changed,
@@ -426,7 +463,7 @@ pub(crate) async fn change_versions(
 
 /// Soft-delete the newest version of a secret (undelete restores it).
 #[utoipa::path(delete, path = "/v1/secrets/data/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    params(SecretPathParam),
     security(("bearer" = ["secrets:write"])),
     responses(
         (status = 200, description = "Deleted", body = VersionsChanged),
@@ -434,17 +471,15 @@ pub(crate) async fn change_versions(
     ))]
 pub async fn delete_latest(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     Path(raw): Path<String>,
 ) -> Result<Json<VersionsChanged>, ApiError> {
-    let out = change_versions(&state, &mut auth, &raw, None, AuditAction::SecretDelete).await?;
-    auth.tx.commit().await?;
-    Ok(out)
+    change_versions(&state, auth, &raw, None, VersionChange::Delete).await
 }
 
 /// Soft-delete versions of a secret.
 #[utoipa::path(post, path = "/v1/secrets/delete/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    params(SecretPathParam),
     request_body = VersionsBody,
     security(("bearer" = ["secrets:write"])),
     responses(
@@ -453,25 +488,23 @@ pub async fn delete_latest(
     ))]
 pub async fn delete_versions(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<VersionsBody>,
 ) -> Result<Json<VersionsChanged>, ApiError> {
-    let out = change_versions(
+    change_versions(
         &state,
-        &mut auth,
+        auth,
         &raw,
         Some(body.versions),
-        AuditAction::SecretDelete,
+        VersionChange::Delete,
     )
-    .await?;
-    auth.tx.commit().await?;
-    Ok(out)
+    .await
 }
 
 /// Restore soft-deleted versions of a secret.
 #[utoipa::path(post, path = "/v1/secrets/undelete/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    params(SecretPathParam),
     request_body = VersionsBody,
     security(("bearer" = ["secrets:write"])),
     responses(
@@ -480,25 +513,23 @@ pub async fn delete_versions(
     ))]
 pub async fn undelete_versions(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<VersionsBody>,
 ) -> Result<Json<VersionsChanged>, ApiError> {
-    let out = change_versions(
+    change_versions(
         &state,
-        &mut auth,
+        auth,
         &raw,
         Some(body.versions),
-        AuditAction::SecretUndelete,
+        VersionChange::Undelete,
     )
-    .await?;
-    auth.tx.commit().await?;
-    Ok(out)
+    .await
 }
 
 /// Destroy versions of a secret for good: their sealed data keys and values are overwritten.
 #[utoipa::path(post, path = "/v1/secrets/destroy/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    params(SecretPathParam),
     request_body = VersionsBody,
     security(("bearer" = ["secrets:admin"])),
     responses(
@@ -507,25 +538,23 @@ pub async fn undelete_versions(
     ))]
 pub async fn destroy_versions(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsAdmin>,
+    auth: Authed<Write, NeedSecretsAdmin>,
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<VersionsBody>,
 ) -> Result<Json<VersionsChanged>, ApiError> {
-    let out = change_versions(
+    change_versions(
         &state,
-        &mut auth,
+        auth,
         &raw,
         Some(body.versions),
-        AuditAction::SecretDestroy,
+        VersionChange::Destroy,
     )
-    .await?;
-    auth.tx.commit().await?;
-    Ok(out)
+    .await
 }
 
 /// A secret's versions and their states (no values).
 #[utoipa::path(get, path = "/v1/secrets/metadata/{path}", tag = "secrets",
-    params(("path" = String, Path, max_length = 512, pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$", description = "The secret's path")),
+    params(SecretPathParam),
     security(("bearer" = ["secrets:read"])),
     responses(
         (status = 200, description = "The metadata", body = SecretMetadata),
@@ -728,6 +757,34 @@ pub async fn break_glass(
     rotate(&state, auth, Some(&body.reason), true).await
 }
 
+/// Rotates the tenant's key-encryption key inside `tx` and records it: the one way every
+/// rotation happens (on demand, break-glass, before a revocation, on schedule). Returns
+/// (retired, new).
+pub(crate) async fn rotate_recorded(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &str,
+    request_id: Option<RequestId>,
+    why: Option<&str>,
+    break_glass: bool,
+) -> Result<(Option<i64>, i64), ApiError> {
+    let now = state.clock.now();
+    let (retired, version) = state.secrets.rotate(tx, tenant, now).await?;
+    let event = AuditEvent {
+        tenant_id: tenant,
+        request_id,
+        actor: actor.to_owned(),
+        action: AuditAction::TenantKeyRotate,
+        resource: format!("tenant_key:{version}"),
+        outcome: Outcome::Success,
+        detail: json!({ "retired": retired, "break_glass": break_glass, "reason": why }),
+        at: now,
+    };
+    audit(state, tx, event).await?;
+    Ok((retired, version))
+}
+
 async fn rotate(
     state: &AppState,
     mut auth: Authed<Write, NeedSecretsAdmin>,
@@ -735,18 +792,16 @@ async fn rotate(
     break_glass: bool,
 ) -> Result<Json<KeyRotated>, ApiError> {
     let tenant = auth.principal.tenant;
-    let now = state.clock.now();
-    let (retired, version) = state.secrets.rotate(&mut auth.tx, tenant, now).await?;
-    let event = auth.ctx.event(
+    let (retired, version) = rotate_recorded(
+        state,
+        &mut auth.tx,
         tenant,
         &auth.principal.subject,
-        AuditAction::TenantKeyRotate,
-        format!("tenant_key:{version}"),
-        Outcome::Success,
-        json!({ "retired": retired, "break_glass": break_glass, "reason": why }),
-        now,
-    );
-    audit(state, &mut auth.tx, event).await?;
+        Some(auth.ctx.request_id),
+        why,
+        break_glass,
+    )
+    .await?;
     auth.tx.commit().await?;
     let mut rewrapped = 0;
     if break_glass {
@@ -819,7 +874,7 @@ pub async fn revoke_key(
     mut auth: Authed<Write, NeedSecretsAdmin>,
     Path(version): Path<String>,
     ApiJson(body): ApiJson<RevokeKey>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<KeyRevoked>, ApiError> {
     let version: i64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
         ApiError::new(
             ErrorKind::InvalidPathParameter,
@@ -829,7 +884,6 @@ pub async fn revoke_key(
     reason(&body.reason)?;
     let why = Some(body.reason.as_str());
     let tenant = auth.principal.tenant;
-    let now = state.clock.now();
     let keys = auth.tx.tenant_keys(tenant).await?;
     let key = keys
         .iter()
@@ -841,17 +895,16 @@ pub async fn revoke_key(
         )));
     }
     if key.state == TenantKeyState::Active {
-        let (_, new) = state.secrets.rotate(&mut auth.tx, tenant, now).await?;
-        let event = auth.ctx.event(
+        rotate_recorded(
+            &state,
+            &mut auth.tx,
             tenant,
             &auth.principal.subject,
-            AuditAction::TenantKeyRotate,
-            format!("tenant_key:{new}"),
-            Outcome::Success,
-            json!({ "retired": version, "break_glass": false, "reason": why }),
-            now,
-        );
-        audit(&state, &mut auth.tx, event).await?;
+            Some(auth.ctx.request_id),
+            why,
+            false,
+        )
+        .await?;
     }
     // Commit the rotation (if any) before re-wrapping in batches of their own.
     auth.tx.commit().await?;
@@ -875,13 +928,9 @@ pub async fn revoke_key(
     );
     audit(&state, &mut tx, event).await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::OK,
-        Json(KeyRevoked {
-            version,
-            rewrapped,
-            active: i64::from(active),
-        }),
-    )
-        .into_response())
+    Ok(Json(KeyRevoked {
+        version,
+        rewrapped,
+        active: i64::from(active),
+    }))
 }

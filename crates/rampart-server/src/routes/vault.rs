@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{ApiJson, ApiQuery, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
-use crate::routes::secrets::{cas_from, change_versions, read_audited, secret_path, write_audited};
+use crate::routes::secrets::{
+    VersionChange, cas_from, change_versions, read_audited, secret_path, write_audited,
+};
 use crate::state::AppState;
-use rampart_types::AuditAction;
 
 /// Largest body a Vault error or list response is rebuilt from.
 const MAX_REWRITTEN_BODY: usize = 64 * 1024;
@@ -181,19 +182,11 @@ async fn write(
 
 async fn delete_latest(
     State(state): State<AppState>,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     Path((mount, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let p = path_of(&mount, &path)?;
-    let _changed = change_versions(
-        &state,
-        &mut auth,
-        p.as_str(),
-        None,
-        AuditAction::SecretDelete,
-    )
-    .await?;
-    auth.tx.commit().await?;
+    let _changed = change_versions(&state, auth, p.as_str(), None, VersionChange::Delete).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -203,33 +196,30 @@ struct ListQuery {
 }
 
 async fn list(
-    state: State<AppState>,
     method: Method,
     auth: Authed<Read, NeedSecretsRead>,
     Path((mount, path)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    list_under(state, method, auth, mount, path, q).await
+    list_under(&method, auth, &mount, &path, &q).await
 }
 
 async fn list_root(
-    state: State<AppState>,
     method: Method,
     auth: Authed<Read, NeedSecretsRead>,
     Path(mount): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    list_under(state, method, auth, mount, String::new(), q).await
+    list_under(&method, auth, &mount, "", &q).await
 }
 
 /// The keys one level under a folder: names, and sub-folders with a trailing `/`.
 async fn list_under(
-    State(_state): State<AppState>,
-    method: Method,
+    method: &Method,
     mut auth: Authed<Read, NeedSecretsRead>,
-    mount: String,
-    path: String,
-    q: ListQuery,
+    mount: &str,
+    path: &str,
+    q: &ListQuery,
 ) -> Result<Response, ApiError> {
     let listing =
         method.as_str() == "LIST" || (method == Method::GET && q.list.as_deref() == Some("true"));
@@ -243,7 +233,7 @@ async fn list_under(
     let prefix = if folder.is_empty() {
         format!("{mount}/")
     } else {
-        format!("{}/", path_of(&mount, folder)?)
+        format!("{}/", path_of(mount, folder)?)
     };
     let tenant = auth.principal.tenant;
     let mut keys = BTreeSet::new();
