@@ -9,7 +9,7 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
-use rampart_crypto::{SecretString, SigningKey};
+use rampart_crypto::SigningKey;
 use rampart_identity::jwt::{sign_access_token, verify_access_token};
 use rampart_identity::{AccessClaims, KeySet, TokenSigner, VerificationKey, VerifyOptions};
 use rampart_server::Config;
@@ -17,7 +17,7 @@ use rampart_testkit::PgTestDb;
 use rampart_types::{Capability, Clock, FamilyId, SystemClock, TenantId, TokenId};
 use serde_json::{Value, json};
 
-use super::{BenchServer, Latencies, scratch_dir};
+use super::{BenchServer, Latencies, postgres_config, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct AuthArgs {
@@ -205,10 +205,7 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
         let db = PgTestDb::try_create_on(admin)
             .await
             .context("creating a throwaway benchmark database")?;
-        let mut cfg = Config::defaults_for(&dir.join("postgres"))?;
-        cfg.database_url = Some(SecretString::new(db.owner_url.clone()));
-        cfg.postgres_app_role = db.app_role.clone();
-        cfg.database_max_connections = 16;
+        let cfg = postgres_config(&dir.join("postgres"), &db)?;
         targets.push(measure_backend("postgres", cfg, args.seconds, args.concurrency).await?);
         pg_cleanup = Some(db);
     }

@@ -20,7 +20,7 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool};
 
-use super::{Latencies, scratch_dir};
+use super::{Latencies, PostgresArgs, scratch_dir};
 
 /// Connections the Postgres baseline may open (the server's default `max_connections` is 100).
 const MAX_PG_CONNECTIONS: usize = 80;
@@ -60,16 +60,8 @@ pub struct LedgerArgs {
     /// system's temporary directory).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The Postgres baseline's admin URL (a throwaway database is created and dropped).
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres: String,
-    /// Skip the Postgres baseline.
-    #[arg(long)]
-    no_postgres: bool,
+    #[command(flatten)]
+    pg: PostgresArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -248,8 +240,8 @@ fn signer() -> anyhow::Result<NoteSigner> {
     )?)
 }
 
-/// A fresh single-zone ledger in `dir` with the server's defaults (fsync before ack, no batch
-/// wait).
+/// A fresh single-zone ledger in `dir` with the server's defaults (fsync before ack) and the
+/// given batch wait.
 async fn open_ledger(
     dir: &Path,
     signer: NoteSigner,
@@ -403,10 +395,10 @@ pub async fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn measure(args: &LedgerArgs, dir: &Path, fs: &str) -> anyhow::Result<ExitCode> {
-    let mut pg = if args.no_postgres {
+    let mut pg = if args.pg.no_postgres {
         None
     } else {
-        Some(Postgres::connect(&args.postgres).await?)
+        Some(Postgres::connect(&args.pg.postgres).await?)
     };
     let note = |s: String| {
         if !args.json {

@@ -88,6 +88,34 @@ impl BenchServer {
     }
 }
 
+/// Where a benchmark's Postgres runs: `--postgres URL` (an admin URL; a throwaway database is
+/// created and dropped) or `--no-postgres`.
+#[derive(clap::Args, Debug)]
+pub struct PostgresArgs {
+    /// The Postgres admin URL (a throwaway database is created and dropped).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres: String,
+    /// Skip Postgres.
+    #[arg(long)]
+    pub no_postgres: bool,
+}
+
+/// A server configuration on the throwaway database `db`, its data directory under `dir`.
+pub fn postgres_config(
+    dir: &Path,
+    db: &rampart_testkit::PgTestDb,
+) -> anyhow::Result<rampart_server::Config> {
+    let mut cfg = rampart_server::Config::defaults_for(dir)?;
+    cfg.database_url = Some(rampart_crypto::SecretString::new(db.owner_url.clone()));
+    cfg.postgres_app_role = db.app_role.clone();
+    cfg.database_max_connections = 16;
+    Ok(cfg)
+}
+
 /// Latency samples in microseconds, sorted.
 pub struct Latencies(Vec<u32>);
 

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use rampart_crypto::SecretString;
 use rampart_secrets::SecretPath;
 use rampart_server::Config;
 use rampart_server::secrets::Cas;
@@ -17,7 +16,7 @@ use rampart_testkit::PgTestDb;
 use serde_json::{Value, json};
 
 use super::auth::{Load, load};
-use super::{BenchServer, scratch_dir};
+use super::{BenchServer, PostgresArgs, postgres_config, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct SecretsArgs {
@@ -30,16 +29,8 @@ pub struct SecretsArgs {
     /// Secrets re-wrapped by the break-glass rotation.
     #[arg(long, default_value_t = 100_000)]
     rewrap_secrets: u64,
-    /// The Postgres admin URL (a throwaway database is created and dropped).
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres: String,
-    /// Skip Postgres.
-    #[arg(long)]
-    no_postgres: bool,
+    #[command(flatten)]
+    pg: PostgresArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -97,7 +88,7 @@ async fn measure_backend(
     let written: Value = http
         .put(format!("{base}/v1/secrets/data/bench/read"))
         .bearer_auth(&token)
-        .json(&json!({ "value": "a 32-byte value for the benchmark" }))
+        .json(&json!({ "value": "0123456789abcdef0123456789abcdef" }))
         .send()
         .await?
         .json()
@@ -146,14 +137,11 @@ pub async fn run(args: SecretsArgs) -> anyhow::Result<ExitCode> {
     sqlite_cfg.log_level = "warn".into();
     sqlite_cfg.request_timeout = std::time::Duration::from_secs(3600);
     let mut results = vec![measure_backend("sqlite", sqlite_cfg, &args).await?];
-    if !args.no_postgres {
-        let db = PgTestDb::try_create_on(&args.postgres)
+    if !args.pg.no_postgres {
+        let db = PgTestDb::try_create_on(&args.pg.postgres)
             .await
             .context("creating a throwaway benchmark database")?;
-        let mut cfg = Config::defaults_for(&dir.join("postgres"))?;
-        cfg.database_url = Some(SecretString::new(db.owner_url.clone()));
-        cfg.postgres_app_role = db.app_role.clone();
-        cfg.database_max_connections = 16;
+        let mut cfg = postgres_config(&dir.join("postgres"), &db)?;
         cfg.log_level = "warn".into();
         cfg.request_timeout = std::time::Duration::from_secs(3600);
         results.push(measure_backend("postgres", cfg, &args).await?);
