@@ -22,7 +22,9 @@ use utoipa_axum::routes;
 
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
-use crate::routes::{apikeys, audit, auth, health, keys, ledger, secrets, tenants, tlog};
+use crate::routes::{
+    agents, apikeys, audit, auth, health, keys, leases, ledger, secrets, tenants, tlog,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -43,6 +45,8 @@ use crate::state::AppState;
         (name = "tlog", description = "The ledger as a C2SP tiled transparency log (read-only, public)"),
         (name = "keys", description = "Signing keys"),
         (name = "secrets", description = "Versioned secrets, sealed under per-tenant key-encryption keys"),
+        (name = "agents", description = "Agent profiles with their allowlists, and dynamic credential engines"),
+        (name = "leases", description = "Just-in-time credentials for an agent and a mission"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document"),
     )
@@ -167,6 +171,16 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(secrets::rotate_key))
         .routes(routes!(secrets::break_glass))
         .routes(routes!(secrets::revoke_key))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::update_agent))
+        .routes(routes!(agents::disable_agent))
+        .routes(routes!(agents::list_engines))
+        .routes(routes!(agents::put_engine, agents::delete_engine))
+        .routes(routes!(leases::issue, leases::list))
+        .routes(routes!(leases::revoke_bulk))
+        .routes(routes!(leases::get_lease))
+        .routes(routes!(leases::renew))
+        .routes(routes!(leases::revoke))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.
@@ -242,10 +256,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
+    let sweeper = tokio::spawn(lease_sweeper(state.clone()));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     maintenance.abort();
+    sweeper.abort();
     // Every acknowledged audit record is already on disk; this publishes a last checkpoint.
     let ledger = state.ledger.clone();
     let _ = tokio::task::spawn_blocking(move || ledger.shutdown()).await;
@@ -299,6 +315,26 @@ pub async fn rotate_tenant_keys(state: &AppState) -> Result<usize, String> {
 }
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Every `lease_sweep_interval`: revoke expired leases and retry credential removals that are
+/// due. Errors are logged; the next round retries.
+async fn lease_sweeper(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.lease_sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::leases::sweep(&state).await {
+            Ok(s) if s.expired + s.cleaned + s.failed > 0 => tracing::info!(
+                expired = s.expired,
+                cleaned = s.cleaned,
+                failed = s.failed,
+                "lease sweep"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "lease sweep failed"),
+        }
+    }
+}
 
 /// Background upkeep: re-read signing keys (rotations by other nodes), rotate on schedule; hourly,
 /// purge expired revocation entries and rotate tenants' key-encryption keys that are due.

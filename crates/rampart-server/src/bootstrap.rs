@@ -158,6 +158,7 @@ pub async fn issue_operator_key(
             expires_at: now.saturating_add(config.api_key_default_ttl),
             created_by: actor.into(),
             rotated_from: None,
+            agent: None,
         },
     )
     .await

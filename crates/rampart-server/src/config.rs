@@ -51,6 +51,12 @@ pub struct Config {
     pub signing_key_rotation_period: Duration,
     /// Age at which a tenant's active key-encryption key is rotated on schedule.
     pub secrets_key_rotation_period: Duration,
+    /// Lifetime of a lease on a stored secret when the request names none.
+    pub lease_default_ttl: Duration,
+    /// Longest a lease on a stored secret may live, renewals included.
+    pub lease_max_ttl: Duration,
+    /// How often expired leases are revoked and pending credential removals retried.
+    pub lease_sweep_interval: Duration,
     /// Tolerated clock difference when checking token times.
     pub clock_skew: Duration,
     pub max_body_bytes: usize,
@@ -213,6 +219,9 @@ impl Config {
             l.duration("signing_key_rotation_period", "30d", "1h", "365d");
         let secrets_key_rotation_period =
             l.duration("secrets_key_rotation_period", "90d", "1h", "3650d");
+        let lease_default_ttl = l.duration("lease_default_ttl", "1h", "1s", "30d");
+        let lease_max_ttl = l.duration("lease_max_ttl", "24h", "1s", "365d");
+        let lease_sweep_interval = l.duration("lease_sweep_interval", "10s", "1s", "1h");
         let clock_skew = l.duration("clock_skew", "30s", "0s", "5m");
         let max_body_bytes = l.field("max_body_bytes", "1048576", |s| {
             s.parse::<usize>()
@@ -299,6 +308,14 @@ impl Config {
                 "must not be shorter than `refresh_token_ttl`",
             );
         }
+        if let (Some(d), Some(m)) = (lease_default_ttl, lease_max_ttl)
+            && d > m
+        {
+            l.error(
+                "lease_default_ttl",
+                "must not be longer than `lease_max_ttl`",
+            );
+        }
         if let (Some(d), Some(m)) = (api_key_default_ttl, api_key_max_ttl)
             && d > m
         {
@@ -347,6 +364,9 @@ impl Config {
                 api_key_rotation_overlap: api_key_rotation_overlap?,
                 signing_key_rotation_period: signing_key_rotation_period?,
                 secrets_key_rotation_period: secrets_key_rotation_period?,
+                lease_default_ttl: lease_default_ttl?,
+                lease_max_ttl: lease_max_ttl?,
+                lease_sweep_interval: lease_sweep_interval?,
                 clock_skew: clock_skew?,
                 max_body_bytes: max_body_bytes?,
                 request_timeout: request_timeout?,
@@ -411,6 +431,9 @@ const PLAIN_KEYS: &[&str] = &[
     "api_key_rotation_overlap",
     "signing_key_rotation_period",
     "secrets_key_rotation_period",
+    "lease_default_ttl",
+    "lease_max_ttl",
+    "lease_sweep_interval",
     "clock_skew",
     "max_body_bytes",
     "request_timeout",

@@ -10,7 +10,9 @@ use rampart_identity::{
 use rampart_store::{
     ApiKeyRecord, FamilyRecord, Lookup, RefreshRecord, Scope, StoreError, TenantScope, Tx,
 };
-use rampart_types::{AuditAction, CapabilitySet, FamilyId, Outcome, TenantId, Timestamp, TokenId};
+use rampart_types::{
+    AgentId, AuditAction, CapabilitySet, FamilyId, Outcome, TenantId, Timestamp, TokenId,
+};
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorKind};
@@ -40,6 +42,8 @@ pub struct NewApiKey {
     pub expires_at: Timestamp,
     pub created_by: String,
     pub rotated_from: Option<ApiKeyId>,
+    /// The agent the key belongs to.
+    pub agent: Option<AgentId>,
 }
 
 /// Generates and stores a new API key (its hash only). The caller audits and commits.
@@ -64,6 +68,7 @@ pub async fn create_api_key(
             last_used_at: None,
             rotated_from: new.rotated_from.clone(),
             rotated_to: None,
+            agent_id: new.agent,
         };
         match tx.insert_api_key(&record).await {
             Ok(()) => return Ok((key, record)),
@@ -205,7 +210,10 @@ pub async fn grant_api_key(
         return Err(invalid());
     };
     let tenant = record.tenant_id;
-    let subject = key.id().subject();
+    // Tokens of an agent's key speak for the agent; the key stays on record in the family.
+    let subject = record
+        .agent_id
+        .map_or_else(|| key.id().subject(), crate::agents::agent_subject);
     tx.set_scope(tenant_scope(tenant, &subject)).await?;
     let resource = format!("apikey:{}", record.id);
     let denial = if !key.matches(&state.pepper, &record.secret_hash) {

@@ -22,6 +22,7 @@ pub enum ErrorKind {
     UnsupportedTokenType,
     InvalidScope,
     Forbidden,
+    NotAllowed,
     NotFound,
     MethodNotAllowed,
     MalformedJson,
@@ -51,6 +52,7 @@ impl ErrorKind {
         ErrorKind::UnsupportedTokenType,
         ErrorKind::InvalidScope,
         ErrorKind::Forbidden,
+        ErrorKind::NotAllowed,
         ErrorKind::NotFound,
         ErrorKind::MethodNotAllowed,
         ErrorKind::MalformedJson,
@@ -131,6 +133,12 @@ impl ErrorKind {
                 "forbidden",
                 "Missing capability",
                 Some("insufficient_scope"),
+            ),
+            NotAllowed => (
+                StatusCode::FORBIDDEN,
+                "not-allowed",
+                "Outside the agent's allowlist",
+                None,
             ),
             NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", None),
             MethodNotAllowed => (

@@ -10,8 +10,8 @@ use rampart_identity::VerifyOptions;
 use rampart_identity::{TokenError, VerifiedAccessToken, jwt::verify_access_token};
 use rampart_store::{Scope, TenantScope, Tx};
 use rampart_types::{
-    AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, Outcome, RequestId, TenantId,
-    Timestamp, TokenId,
+    AgentId, AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, Outcome, RequestId,
+    TenantId, Timestamp, TokenId,
 };
 use serde::de::DeserializeOwned;
 
@@ -285,6 +285,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Whether `c` is whitespace as the document's patterns mean it: JSON Schema's `\s` is
+/// ECMA-262's WhiteSpace and LineTerminator — Rust's `char::is_whitespace` without U+0085, plus
+/// U+FEFF. Validation that a pattern also describes uses this, so the two never disagree.
+#[must_use]
+pub fn is_schema_space(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
+}
+
 /// A single path parameter, parsed with `T::from_str`.
 #[derive(Debug)]
 pub struct ApiPath<T>(pub T);
@@ -323,6 +331,8 @@ pub struct Principal {
     pub expires_at: Timestamp,
     /// A `tenants:admin` credential of the system tenant.
     pub platform: bool,
+    /// The agent the token speaks for (`sub` = `agent:<id>`): its allowlists apply.
+    pub agent: Option<AgentId>,
 }
 
 impl Principal {
@@ -344,6 +354,7 @@ impl Principal {
             jti: c.jti,
             expires_at: t.expires_at(),
             platform: in_system && c.caps.contains(Capability::TenantsAdmin),
+            agent: crate::agents::agent_of_subject(&c.sub),
         })
     }
 
@@ -388,6 +399,9 @@ needs! {
     NeedSecretsRead => SecretsRead,
     NeedSecretsWrite => SecretsWrite,
     NeedSecretsAdmin => SecretsAdmin,
+    NeedAgentsManage => AgentsManage,
+    NeedLeasesIssue => LeasesIssue,
+    NeedLeasesAdmin => LeasesAdmin,
 }
 
 /// Whether the request's transaction may write.
@@ -544,6 +558,18 @@ impl<A: Access, N: Need> Authed<A, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_space_is_what_ecmascript_calls_whitespace() {
+        for c in [
+            ' ', '\t', '\n', '\u{a0}', '\u{2028}', '\u{3000}', '\u{feff}',
+        ] {
+            assert!(is_schema_space(c), "{c:?}");
+        }
+        for c in ['a', '\u{85}', '\u{200b}', '\0'] {
+            assert!(!is_schema_space(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn serde_messages_lose_values_and_keep_short_names() {

@@ -9,6 +9,7 @@
 //! `rampart-identity`), no SQL (it calls `rampart-store`), no process management (the `rampart`
 //! binary owns signals and printing).
 
+pub mod agents;
 pub mod app;
 pub mod audit;
 pub mod bootstrap;
@@ -18,6 +19,7 @@ mod edge;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod leases;
 pub mod ledger_keys;
 pub mod routes;
 pub mod secrets;

@@ -40,6 +40,7 @@ pub(crate) use sql;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Val<'a> {
     Uuid(Uuid),
+    OptUuid(Option<Uuid>),
     Text(&'a str),
     OptText(Option<&'a str>),
     Ts(Timestamp),
@@ -58,6 +59,7 @@ pub(crate) fn bind_pg<'q>(
     for v in vals {
         q = match *v {
             Val::Uuid(u) => q.bind(u),
+            Val::OptUuid(u) => q.bind(u),
             Val::Text(s) => q.bind(s),
             Val::OptText(s) => q.bind(s),
             Val::Ts(t) => q.bind(t.to_offset_date_time()),
@@ -79,6 +81,7 @@ pub(crate) fn bind_sqlite<'q>(
     for v in vals {
         q = match *v {
             Val::Uuid(u) => q.bind(u.hyphenated().to_string()),
+            Val::OptUuid(u) => q.bind(u.map(|u| u.hyphenated().to_string())),
             Val::Text(s) => q.bind(s.to_owned()),
             Val::OptText(s) => q.bind(s.map(str::to_owned)),
             Val::Ts(t) => q.bind(t.unix_millis()),
@@ -113,6 +116,19 @@ impl AnyRow {
             AnyRow::Sqlite(r) => {
                 let s: String = r.try_get(col).map_err(|e| corrupt(col, e))?;
                 Uuid::parse_str(&s).map_err(|e| corrupt(col, e))
+            }
+        }
+    }
+
+    pub fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError> {
+        match self {
+            AnyRow::Pg(r) => r
+                .try_get::<Option<Uuid>, _>(col)
+                .map_err(|e| corrupt(col, e)),
+            AnyRow::Sqlite(r) => {
+                let s: Option<String> = r.try_get(col).map_err(|e| corrupt(col, e))?;
+                s.map(|s| Uuid::parse_str(&s).map_err(|e| corrupt(col, e)))
+                    .transpose()
             }
         }
     }

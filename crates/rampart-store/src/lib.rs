@@ -21,9 +21,11 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    ApiKeyRecord, AuditRecord, Cas, FamilyRecord, LedgerKeyRecord, LedgerPosition, RefreshRecord,
+    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, FamilyRecord, LeaseFilter, LeaseKind,
+    LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
     SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
     TenantRecord, TokenLiveness,
 };
+pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};
 pub use store::{Backend, Store, StoreOptions, Tx, postgres_app_grants};

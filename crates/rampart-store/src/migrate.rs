@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0003_secrets.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_secrets.sql"),
     },
+    Migration {
+        version: 4,
+        name: "agents_leases",
+        postgres: include_str!("../migrations/postgres/0004_agents_leases.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_agents_leases.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

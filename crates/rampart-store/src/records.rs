@@ -1,7 +1,7 @@
 //! What the store holds, as plain data. Credentials appear only as keyed hashes.
 
 use rampart_identity::{ApiKeyId, RefreshTokenId};
-use rampart_types::{AuditEvent, CapabilitySet, FamilyId, TenantId, Timestamp};
+use rampart_types::{AgentId, AuditEvent, CapabilitySet, FamilyId, LeaseId, TenantId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRecord {
@@ -25,6 +25,8 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<Timestamp>,
     pub rotated_from: Option<ApiKeyId>,
     pub rotated_to: Option<ApiKeyId>,
+    /// The agent the key belongs to: tokens minted from it speak for the agent.
+    pub agent_id: Option<AgentId>,
 }
 
 impl ApiKeyRecord {
@@ -198,4 +200,142 @@ pub enum Cas {
     Absent,
     /// The secret's newest version must be this one.
     Current(i64),
+}
+
+/// An agent profile: a workload of one tenant and what it may touch (deny by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    pub tenant_id: TenantId,
+    pub id: AgentId,
+    pub name: String,
+    /// Secret path patterns.
+    pub secret_allowlist: Vec<String>,
+    /// Dynamic engine name patterns.
+    pub engine_allowlist: Vec<String>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A dynamic Postgres engine: where to create lease roles and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresEngineRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// The secret path whose newest version holds the admin connection URL.
+    pub connection_secret: String,
+    /// The role every lease role becomes a member of.
+    pub template_role: String,
+    pub default_ttl_seconds: i64,
+    pub max_ttl_seconds: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What a lease hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// A stored secret's value; the target is its path.
+    Kv,
+    /// A Postgres login role; the target is the engine's name.
+    Postgres,
+}
+
+/// Where the external credential behind a lease stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Nothing external to remove (a stored secret's value).
+    None,
+    /// The credential exists.
+    Live,
+    /// The lease is revoked; the credential still has to be removed (retried until it is).
+    Pending,
+    /// The credential is removed.
+    Done,
+}
+
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, $($variant:ident = $text:literal),+) => {
+        impl $ty {
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text,)+ }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(concat!("unknown ", $what, " `{}`"), other)),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(LeaseKind, "lease kind", Kv = "kv", Postgres = "postgres");
+text_enum!(
+    Cleanup,
+    "cleanup state",
+    None = "none",
+    Live = "live",
+    Pending = "pending",
+    Done = "done"
+);
+
+/// One lease: a just-in-time credential for (agent, mission).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub tenant_id: TenantId,
+    pub id: LeaseId,
+    pub agent_id: AgentId,
+    pub mission: String,
+    pub purpose: String,
+    pub kind: LeaseKind,
+    pub target: String,
+    /// The secret version handed out (`kv` leases).
+    pub secret_version: Option<i64>,
+    pub issued_by: String,
+    pub request_id: Option<String>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Renewals never move `expires_at` past this.
+    pub max_expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
+    pub cleanup: Cleanup,
+    pub cleanup_attempts: i64,
+    pub cleanup_error: Option<String>,
+    pub cleanup_next_at: Option<Timestamp>,
+}
+
+impl LeaseRecord {
+    /// `kind/target`: what prefix revocation matches (`postgres/orders`, `kv/db/password`).
+    #[must_use]
+    pub fn source(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.target)
+    }
+
+    /// Whether the lease may still be used at `now`.
+    #[must_use]
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// Which leases a listing or a bulk revocation takes: every field set must match.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFilter {
+    pub agent: Option<AgentId>,
+    pub mission: Option<String>,
+    /// Matches the start of `kind/target`.
+    pub source_prefix: Option<String>,
+    /// Only leases not yet revoked.
+    pub live_only: bool,
+    /// Only leases whose external credential could not be removed yet (at least one failure).
+    pub cleanup_failing: bool,
 }

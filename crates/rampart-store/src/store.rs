@@ -56,6 +56,9 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("tenant_keys", "SELECT, INSERT, UPDATE"),
         ("secrets", "SELECT, INSERT, UPDATE"),
         ("secret_versions", "SELECT, INSERT, UPDATE"),
+        ("agents", "SELECT, INSERT, UPDATE"),
+        ("postgres_engines", "SELECT, INSERT, UPDATE, DELETE"),
+        ("leases", "SELECT, INSERT, UPDATE"),
     ]
 }
 

@@ -58,6 +58,7 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
         last_used_at: None,
         rotated_from: None,
         rotated_to: None,
+        agent_id: None,
     })
     .await
     .unwrap();
@@ -127,6 +128,56 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
         },
         now(),
     )
+    .await
+    .unwrap();
+    let agent = rampart_types::AgentId::random();
+    tx.insert_agent(&rampart_store::AgentRecord {
+        tenant_id: tenant,
+        id: agent,
+        name: format!("agent-{n}"),
+        secret_allowlist: vec!["db/**".into()],
+        engine_allowlist: vec![],
+        created_by: "seed".into(),
+        created_at: now(),
+        updated_at: now(),
+        disabled_at: None,
+    })
+    .await
+    .unwrap();
+    tx.upsert_postgres_engine(&rampart_store::PostgresEngineRecord {
+        tenant_id: tenant,
+        name: "orders".into(),
+        connection_secret: "db/password".into(),
+        template_role: "orders_ro".into(),
+        default_ttl_seconds: 60,
+        max_ttl_seconds: 60,
+        created_at: now(),
+        updated_at: now(),
+    })
+    .await
+    .unwrap();
+    tx.insert_lease(&rampart_store::LeaseRecord {
+        tenant_id: tenant,
+        id: rampart_types::LeaseId::random(),
+        agent_id: agent,
+        mission: "m".into(),
+        purpose: "p".into(),
+        kind: rampart_store::LeaseKind::Kv,
+        target: "db/password".into(),
+        secret_version: Some(1),
+        issued_by: "seed".into(),
+        request_id: None,
+        issued_at: now(),
+        expires_at: now(),
+        max_expires_at: now(),
+        revoked_at: None,
+        revoked_by: None,
+        revoke_reason: None,
+        cleanup: rampart_store::Cleanup::None,
+        cleanup_attempts: 0,
+        cleanup_error: None,
+        cleanup_next_at: None,
+    })
     .await
     .unwrap();
     tx.append_audit(
@@ -251,6 +302,9 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "tenant_keys",
         "secrets",
         "secret_versions",
+        "agents",
+        "postgres_engines",
+        "leases",
     ]
     .into_iter()
     .map(String::from)

@@ -71,6 +71,7 @@ fn api_key(id: &str, tenant: TenantId) -> ApiKeyRecord {
         last_used_at: None,
         rotated_from: None,
         rotated_to: None,
+        agent_id: None,
     }
 }
 

@@ -74,6 +74,18 @@ actions! {
     TenantKeyRewrap = "tenant_key.rewrap";
     /// A key-encryption key version was revoked: its material is destroyed.
     TenantKeyRevoke = "tenant_key.revoke";
+    /// An agent profile was created, changed or disabled.
+    AgentChange = "agent.change";
+    /// A dynamic credential engine was configured or removed.
+    EngineChange = "engine.change";
+    /// A lease was issued (or the request refused).
+    LeaseIssue = "lease.issue";
+    /// A lease was renewed.
+    LeaseRenew = "lease.renew";
+    /// A lease was revoked (by a caller, in bulk, or by the sweeper when it expired).
+    LeaseRevoke = "lease.revoke";
+    /// The external credential behind a revoked lease was removed, or removing it failed.
+    LeaseCleanup = "lease.cleanup";
 }
 
 impl fmt::Display for AuditAction {
@@ -104,6 +116,9 @@ pub enum Outcome {
     Success,
     /// The action was refused (bad credential, missing capability, revoked, expired …).
     Denied,
+    /// The action was attempted and did not succeed (an external system failed); it may be
+    /// retried.
+    Failed,
 }
 
 impl Outcome {
@@ -112,6 +127,7 @@ impl Outcome {
         match self {
             Outcome::Success => "success",
             Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
         }
     }
 
@@ -120,6 +136,7 @@ impl Outcome {
         match s {
             "success" => Some(Outcome::Success),
             "denied" => Some(Outcome::Denied),
+            "failed" => Some(Outcome::Failed),
             _ => None,
         }
     }

@@ -62,6 +62,13 @@ capabilities! {
     SecretsWrite = "secrets:write", platform = false;
     /// Destroy secret versions; rotate, re-wrap and revoke the tenant's key-encryption keys.
     SecretsAdmin = "secrets:admin", platform = false;
+    /// Create, change and disable the tenant's agent profiles; configure dynamic credential
+    /// engines.
+    AgentsManage = "agents:manage", platform = false;
+    /// Ask for, renew and revoke leases (just-in-time credentials) for agents.
+    LeasesIssue = "leases:issue", platform = false;
+    /// List every lease of the tenant and revoke them in bulk (by prefix, mission or agent).
+    LeasesAdmin = "leases:admin", platform = false;
 }
 
 impl fmt::Display for Capability {

@@ -119,6 +119,16 @@ uuid_id!(
     TokenId,
     "token id"
 );
+uuid_id!(
+    /// An agent profile: a workload of one tenant, with its secret allowlist.
+    AgentId,
+    "agent id"
+);
+uuid_id!(
+    /// A lease: one just-in-time credential issued to an agent for a mission.
+    LeaseId,
+    "lease id"
+);
 
 /// The id of one request, shared by its log lines, its problem body and its audit records.
 ///

@@ -19,5 +19,7 @@ pub use audit::{AuditAction, AuditEvent, Outcome};
 pub use capability::{Capability, CapabilitySet, UnknownCapability};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{DurationParseError, format_duration, parse_duration};
-pub use ids::{FamilyId, IdParseError, RequestId, TenantId, TokenId, truncate_for_display};
+pub use ids::{
+    AgentId, FamilyId, IdParseError, LeaseId, RequestId, TenantId, TokenId, truncate_for_display,
+};
 pub use problem::Problem;

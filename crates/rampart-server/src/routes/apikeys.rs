@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use rampart_identity::{ApiKey, ApiKeyId};
 use rampart_store::ApiKeyRecord;
 use rampart_types::{
-    AuditAction, CapabilitySet, Outcome, Problem, TenantId, Timestamp, parse_duration,
+    AgentId, AuditAction, CapabilitySet, Outcome, Problem, TenantId, Timestamp, parse_duration,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,6 +17,7 @@ use crate::edge::no_store;
 use crate::error::ApiError;
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Authed, NeedApikeysManage, OptionalJson, Read, Write,
+    is_schema_space,
 };
 use crate::state::AppState;
 
@@ -45,6 +46,10 @@ pub struct CreateApiKey {
     /// Another tenant (platform operator only); default: the caller's.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub tenant_id: Option<TenantId>,
+    /// An agent of the tenant: tokens minted from the key speak for it, and its allowlists
+    /// apply. A key created by an agent always belongs to that agent.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub agent: Option<AgentId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,6 +75,9 @@ pub struct ApiKeyView {
     pub last_used_at: Option<Timestamp>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
+    /// The agent the key belongs to.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub agent: Option<AgentId>,
 }
 
 impl ApiKeyView {
@@ -95,6 +103,7 @@ impl ApiKeyView {
             last_used_at: k.last_used_at,
             rotated_from: k.rotated_from.as_ref().map(ToString::to_string),
             rotated_to: k.rotated_to.as_ref().map(ToString::to_string),
+            agent: k.agent_id,
         }
     }
 }
@@ -145,10 +154,7 @@ pub struct ApiKeyPath {
 fn validate_name(name: &str) -> Result<(), ApiError> {
     let is_c0 = |c: char| c <= '\u{1f}' || c == '\u{7f}';
     let ok = name.chars().count() <= 128
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| !c.is_whitespace() && c != '\u{feff}')
+        && name.chars().next().is_some_and(|c| !is_schema_space(c))
         && !name.chars().any(is_c0);
     if ok {
         Ok(())
@@ -201,6 +207,32 @@ fn check_grantable(
     Ok(())
 }
 
+/// The agent a new key belongs to: the caller's own if it is an agent (an agent cannot mint a
+/// key that escapes its allowlists), else the one asked for, which must be an enabled agent of
+/// the tenant.
+async fn key_agent(
+    auth: &mut Authed<Write, NeedApikeysManage>,
+    tenant: TenantId,
+    asked: Option<AgentId>,
+) -> Result<Option<AgentId>, ApiError> {
+    if let Some(own) = auth.principal.agent {
+        if asked.is_some_and(|a| a != own) {
+            return Err(ApiError::forbidden(
+                "an agent can only create keys for itself",
+            ));
+        }
+        return Ok(Some(own));
+    }
+    let Some(id) = asked else {
+        return Ok(None);
+    };
+    match auth.tx.agent(tenant, id).await? {
+        Some(a) if a.disabled_at.is_none() => Ok(Some(id)),
+        Some(_) => Err(ApiError::conflict(format!("agent `{id}` is disabled"))),
+        None => Err(ApiError::not_found(&format!("agent `{id}`"))),
+    }
+}
+
 /// Create an API key. The response is the only time the key is shown.
 #[utoipa::path(post, path = "/v1/apikeys", tag = "apikeys", request_body = CreateApiKey,
     security(("bearer" = ["apikeys:manage"])),
@@ -218,6 +250,7 @@ pub async fn create(
     let ttl = lifetime(&state, body.expires_in.as_deref())?;
     let tenant = auth.act_in(body.tenant_id).await?;
     check_grantable(&state, auth.principal.caps, body.capabilities, tenant)?;
+    let agent = key_agent(&mut auth, tenant, body.agent).await?;
     let now = state.clock.now();
     let (key, record) = create_api_key(
         &mut auth.tx,
@@ -230,6 +263,7 @@ pub async fn create(
             expires_at: now.saturating_add(ttl),
             created_by: auth.principal.subject.clone(),
             rotated_from: None,
+            agent,
         },
     )
     .await?;
@@ -243,6 +277,7 @@ pub async fn create(
             "name": record.name,
             "capabilities": record.capabilities,
             "expires_at": record.expires_at,
+            "agent": record.agent_id,
         }),
         now,
     );
@@ -348,6 +383,7 @@ pub async fn rotate(
             expires_at: now.saturating_add(ttl),
             created_by: auth.principal.subject.clone(),
             rotated_from: Some(old.id.clone()),
+            agent: old.agent_id,
         },
     )
     .await?;

@@ -3,11 +3,13 @@
 //! [`vault`]: a compatibility surface whose contract is HashiCorp Vault's KV v2 API
 //! (documented in docs/secrets.md), not Rampart's own document.
 
+pub mod agents;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod keys;
+pub mod leases;
 pub mod ledger;
 pub mod secrets;
 pub mod tenants;

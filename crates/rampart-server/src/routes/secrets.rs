@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::agents::{Resource, gate, refusal};
 use crate::credentials::audit;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
@@ -317,10 +318,17 @@ pub async fn get_secret(
 /// Opens a version of a secret and audits the read (refused ones too), committing `auth.tx`.
 pub(crate) async fn read_audited(
     state: &AppState,
-    mut auth: Authed<Write, NeedSecretsRead>,
+    auth: Authed<Write, NeedSecretsRead>,
     path: &SecretPath,
     version: Option<i64>,
 ) -> Result<Opened, ApiError> {
+    let mut auth = gate(
+        state,
+        auth,
+        AuditAction::SecretRead,
+        Resource::Secret(path.as_str()),
+    )
+    .await?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     let opened = state.secrets.get(&mut auth.tx, tenant, path, version).await;
@@ -348,7 +356,7 @@ pub(crate) async fn read_audited(
 /// Writes a new version of a secret and audits it, committing `auth.tx`. Returns its number.
 pub(crate) async fn write_audited(
     state: &AppState,
-    mut auth: Authed<Write, NeedSecretsWrite>,
+    auth: Authed<Write, NeedSecretsWrite>,
     path: &SecretPath,
     value: &Secret<String>,
     cas: Cas,
@@ -358,6 +366,13 @@ pub(crate) async fn write_audited(
             "`value` is longer than {MAX_VALUE_CHARS} characters"
         )));
     }
+    let mut auth = gate(
+        state,
+        auth,
+        AuditAction::SecretWrite,
+        Resource::Secret(path.as_str()),
+    )
+    .await?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     let version = state
@@ -407,12 +422,19 @@ impl VersionChange {
 /// `auth.tx`.
 pub(crate) async fn change_versions(
     state: &AppState,
-    mut auth: Authed<Write, impl crate::extract::Need>,
+    auth: Authed<Write, impl crate::extract::Need>,
     raw: &str,
     versions: Option<Vec<i64>>,
     change: VersionChange,
 ) -> Result<Json<VersionsChanged>, ApiError> {
     let path = secret_path(raw)?;
+    let mut auth = gate(
+        state,
+        auth,
+        change.action(),
+        Resource::Secret(path.as_str()),
+    )
+    .await?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     let secret = auth
@@ -561,10 +583,19 @@ pub async fn destroy_versions(
         (status = 404, description = "No such secret", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn metadata(
-    mut auth: Authed<Read, NeedSecretsRead>,
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsRead>,
     Path(raw): Path<String>,
 ) -> Result<Json<SecretMetadata>, ApiError> {
     let path = secret_path(&raw)?;
+    // A write transaction only so that an agent's refusal can be audited.
+    let mut auth = gate(
+        &state,
+        auth,
+        AuditAction::SecretRead,
+        Resource::Secret(path.as_str()),
+    )
+    .await?;
     let tenant = auth.principal.tenant;
     let secret = auth
         .tx
@@ -615,12 +646,22 @@ pub async fn list(
         .await?;
     let more = page.len() as i64 > limit;
     page.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more {
+        page.last().map(|s| s.path.clone())
+    } else {
+        None
+    };
+    // An agent sees only what its allowlist covers (a page may come back short).
+    if let Some(id) = auth.principal.agent {
+        let agent = auth.tx.agent(tenant, id).await?;
+        page.retain(|s| {
+            agent
+                .as_ref()
+                .is_some_and(|a| refusal(a, Resource::Secret(&s.path)).is_none())
+        });
+    }
     Ok(Json(SecretList {
-        next: if more {
-            page.last().map(|s| s.path.clone())
-        } else {
-            None
-        },
+        next,
         secrets: page.iter().map(SecretSummary::from).collect(),
     }))
 }
@@ -716,8 +757,8 @@ pub struct KeyRevoked {
     pub active: i64,
 }
 
-fn reason(r: &str) -> Result<(), ApiError> {
-    if r.chars().all(char::is_whitespace) || r.chars().count() > 500 {
+pub(crate) fn reason(r: &str) -> Result<(), ApiError> {
+    if r.chars().all(crate::extract::is_schema_space) || r.chars().count() > 500 {
         return Err(ApiError::validation(
             "`reason` is up to 500 characters, not all whitespace",
         ));

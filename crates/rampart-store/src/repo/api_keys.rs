@@ -1,5 +1,5 @@
 use rampart_identity::ApiKeyId;
-use rampart_types::{CapabilitySet, TenantId, Timestamp};
+use rampart_types::{AgentId, CapabilitySet, TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::{parse_col, parse_opt_col, tenant_id};
@@ -8,7 +8,7 @@ use crate::{ApiKeyRecord, Lookup, Scope, StoreError, Tx};
 macro_rules! columns {
     () => {
         "id, tenant_id, name, secret_hash, capabilities, created_by, created_at, expires_at, \
-         revoked_at, last_used_at, rotated_from, rotated_to"
+         revoked_at, last_used_at, rotated_from, rotated_to, agent_id"
     };
 }
 
@@ -31,6 +31,7 @@ fn from_row(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
         last_used_at: row.opt_ts("last_used_at")?,
         rotated_from: parse_opt_col(row, "rotated_from")?,
         rotated_to: parse_opt_col(row, "rotated_to")?,
+        agent_id: row.opt_uuid("agent_id")?.map(AgentId::from_uuid),
     })
 }
 
@@ -41,8 +42,8 @@ impl Tx {
         self.execute(
             &sql!(
                 "INSERT INTO api_keys (id, tenant_id, name, secret_hash, capabilities, created_by, \
-                 created_at, expires_at, revoked_at, last_used_at, rotated_from, rotated_to) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 created_at, expires_at, revoked_at, last_used_at, rotated_from, rotated_to, \
+                 agent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ),
             &[
                 Val::Text(k.id.as_str()),
@@ -57,6 +58,7 @@ impl Tx {
                 Val::OptTs(k.last_used_at),
                 Val::OptText(k.rotated_from.as_ref().map(ApiKeyId::as_str)),
                 Val::OptText(k.rotated_to.as_ref().map(ApiKeyId::as_str)),
+                Val::OptUuid(k.agent_id.map(|a| *a.as_uuid())),
             ],
         )
         .await

@@ -5,8 +5,10 @@
 //! transaction's scope, so the same rule holds on SQLite (where nothing else enforces it) as on
 //! Postgres (where row-level security enforces it again).
 
+mod agents;
 mod api_keys;
 mod audit;
+mod leases;
 mod ledger_keys;
 mod meta;
 mod secrets;
@@ -14,6 +16,7 @@ mod signing_keys;
 mod tenants;
 mod tokens;
 
+pub use leases::Revocation;
 use rampart_types::TenantId;
 
 use crate::db::AnyRow;
