@@ -145,6 +145,34 @@ pub struct AgentDisabled {
     pub leases_revoked: usize,
 }
 
+fn agent_not_found() -> ApiError {
+    ApiError::not_found("agent")
+}
+
+/// Stores a changed agent and audits it (with `extra` in the detail) in `auth.tx`.
+async fn save_agent(
+    state: &AppState,
+    auth: &mut Authed<Write, NeedAgentsManage>,
+    agent: &AgentRecord,
+    extra: Option<(&str, &str)>,
+) -> Result<(), ApiError> {
+    auth.tx.update_agent(agent).await?;
+    let mut detail = agent_event_detail(agent);
+    if let Some((k, v)) = extra {
+        detail[k] = json!(v);
+    }
+    let event = auth.ctx.event(
+        agent.tenant_id,
+        &auth.principal.subject,
+        AuditAction::AgentChange,
+        format!("agent:{}", agent.id),
+        Outcome::Success,
+        detail,
+        agent.updated_at,
+    );
+    audit(state, &mut auth.tx, event).await
+}
+
 fn agent_event_detail(a: &AgentRecord) -> serde_json::Value {
     json!({
         "name": a.name,
@@ -235,7 +263,7 @@ pub async fn get_agent(
         .tx
         .agent(auth.principal.tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+        .ok_or_else(agent_not_found)?;
     Ok(Json(agent.into()))
 }
 
@@ -262,21 +290,11 @@ pub async fn update_agent(
         .tx
         .agent(tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+        .ok_or_else(agent_not_found)?;
     agent.secret_allowlist = body.secret_allowlist;
     agent.engine_allowlist = body.engine_allowlist;
     agent.updated_at = now;
-    auth.tx.update_agent(&agent).await?;
-    let event = auth.ctx.event(
-        tenant,
-        &auth.principal.subject,
-        AuditAction::AgentChange,
-        format!("agent:{id}"),
-        Outcome::Success,
-        agent_event_detail(&agent),
-        now,
-    );
-    audit(&state, &mut auth.tx, event).await?;
+    save_agent(&state, &mut auth, &agent, None).await?;
     auth.tx.commit().await?;
     Ok(Json(agent.into()))
 }
@@ -304,22 +322,10 @@ pub async fn disable_agent(
         .tx
         .agent(tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+        .ok_or_else(agent_not_found)?;
     agent.disabled_at.get_or_insert(now);
     agent.updated_at = now;
-    auth.tx.update_agent(&agent).await?;
-    let mut detail = agent_event_detail(&agent);
-    detail["reason"] = json!(body.reason);
-    let event = auth.ctx.event(
-        tenant,
-        &auth.principal.subject,
-        AuditAction::AgentChange,
-        format!("agent:{id}"),
-        Outcome::Success,
-        detail,
-        now,
-    );
-    audit(&state, &mut auth.tx, event).await?;
+    save_agent(&state, &mut auth, &agent, Some(("reason", &body.reason))).await?;
     let filter = LeaseFilter {
         agent: Some(id),
         ..LeaseFilter::default()

@@ -25,6 +25,26 @@ macro_rules! filter_terms {
     };
 }
 
+/// The `SET` of every revocation, `$at`, `$by` and `$why` naming its parameters.
+/// INVARIANT: revoking moves a `live` external credential to `pending` (due at once), so no
+/// revocation path can forget a credential the sweeper must remove.
+macro_rules! revoke_set {
+    ($at:literal, $by:literal, $why:literal) => {
+        concat!(
+            "UPDATE leases SET revoked_at = ",
+            $at,
+            ", revoked_by = ",
+            $by,
+            ", revoke_reason = ",
+            $why,
+            ", cleanup = CASE WHEN cleanup = 'live' THEN 'pending' ELSE cleanup END",
+            ", cleanup_next_at = CASE WHEN cleanup = 'live' THEN ",
+            $at,
+            " ELSE cleanup_next_at END "
+        )
+    };
+}
+
 fn from_row(row: &AnyRow) -> Result<LeaseRecord, StoreError> {
     Ok(LeaseRecord {
         tenant_id: tenant_id(row, "tenant_id")?,
@@ -200,10 +220,8 @@ impl Tx {
         // The subquery bounds one statement's work; the caller repeats until fewer come back.
         self.fetch_all(
             &sql!(concat!(
-                "UPDATE leases SET revoked_at = $7, revoked_by = $8, revoke_reason = $9, \
-                 cleanup = CASE WHEN cleanup = 'live' THEN 'pending' ELSE cleanup END, \
-                 cleanup_next_at = CASE WHEN cleanup = 'live' THEN $7 ELSE cleanup_next_at END \
-                 WHERE tenant_id = $1 AND revoked_at IS NULL AND id IN (SELECT id FROM leases \
+                revoke_set!("$7", "$8", "$9"),
+                "WHERE tenant_id = $1 AND revoked_at IS NULL AND id IN (SELECT id FROM leases \
                  WHERE tenant_id = $1 AND revoked_at IS NULL AND ",
                 filter_terms!(),
                 " LIMIT $10) RETURNING ",
@@ -227,10 +245,8 @@ impl Tx {
         self.guard_write(tenant)?;
         self.fetch_optional(
             &sql!(concat!(
-                "UPDATE leases SET revoked_at = $3, revoked_by = $4, revoke_reason = $5, \
-                 cleanup = CASE WHEN cleanup = 'live' THEN 'pending' ELSE cleanup END, \
-                 cleanup_next_at = CASE WHEN cleanup = 'live' THEN $3 ELSE cleanup_next_at END \
-                 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING ",
+                revoke_set!("$3", "$4", "$5"),
+                "WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING ",
                 columns!()
             )),
             &[
@@ -257,10 +273,8 @@ impl Tx {
         self.guard_write(tenant)?;
         self.fetch_all(
             &sql!(concat!(
-                "UPDATE leases SET revoked_at = $2, revoked_by = $3, revoke_reason = $4, \
-                 cleanup = CASE WHEN cleanup = 'live' THEN 'pending' ELSE cleanup END, \
-                 cleanup_next_at = CASE WHEN cleanup = 'live' THEN $2 ELSE cleanup_next_at END \
-                 WHERE tenant_id = $1 AND revoked_at IS NULL AND id IN (SELECT id FROM leases \
+                revoke_set!("$2", "$3", "$4"),
+                "WHERE tenant_id = $1 AND revoked_at IS NULL AND id IN (SELECT id FROM leases \
                  WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at <= $2 LIMIT $5) \
                  RETURNING ",
                 columns!()
