@@ -114,7 +114,7 @@ pub async fn clean_up(state: &AppState, lease: &LeaseRecord) -> Result<bool, Str
     let target = {
         let mut tx = state
             .store
-            .begin(scope.clone())
+            .begin_read(scope.clone())
             .await
             .map_err(|e| e.to_string())?;
         let target = match lease.kind {
