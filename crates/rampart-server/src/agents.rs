@@ -44,21 +44,72 @@ impl Resource<'_> {
     }
 }
 
-/// Why `agent` may not touch `resource`, or `None` if it may.
+/// An agent's allowlists, parsed once: what a request checks every path it touches against.
+pub struct Acl {
+    disabled: bool,
+    /// `None` when the stored patterns no longer parse (they were validated when stored);
+    /// such a list allows nothing.
+    secrets: Option<Allowlist>,
+    engines: Option<Allowlist>,
+}
+
+impl Acl {
+    #[must_use]
+    pub fn of(agent: &AgentRecord) -> Self {
+        Self {
+            disabled: agent.disabled_at.is_some(),
+            secrets: Allowlist::parse(&agent.secret_allowlist).ok(),
+            engines: Allowlist::parse(&agent.engine_allowlist).ok(),
+        }
+    }
+
+    /// Why the agent may not touch `resource`, or `None` if it may.
+    #[must_use]
+    pub fn refusal(&self, resource: Resource<'_>) -> Option<&'static str> {
+        if self.disabled {
+            return Some("the agent is disabled");
+        }
+        let (list, name) = match resource {
+            Resource::Secret(p) => (&self.secrets, p),
+            Resource::PostgresEngine(n) => (&self.engines, n),
+        };
+        match list {
+            Some(list) if list.allows(name) => None,
+            Some(_) => Some("not on the agent's allowlist"),
+            None => Some("the agent's allowlist is unreadable"),
+        }
+    }
+}
+
+/// Why `agent` may not touch `resource`, or `None` if it may (one check; [`Acl`] for many).
+#[must_use]
 pub fn refusal(agent: &AgentRecord, resource: Resource<'_>) -> Option<&'static str> {
-    if agent.disabled_at.is_some() {
-        return Some("the agent is disabled");
-    }
-    let (patterns, name) = match resource {
-        Resource::Secret(p) => (&agent.secret_allowlist, p),
-        Resource::PostgresEngine(n) => (&agent.engine_allowlist, n),
+    Acl::of(agent).refusal(resource)
+}
+
+/// The check of an agent listing: `None` when the caller is no agent, else its [`Acl`] (one
+/// that allows nothing when the agent no longer exists).
+pub async fn listing_acl<A: crate::extract::Access, N: Need>(
+    auth: &mut Authed<A, N>,
+) -> Result<Option<Acl>, ApiError> {
+    let Some(id) = auth.principal.agent else {
+        return Ok(None);
     };
-    // Patterns were validated when stored; one that no longer parses allows nothing.
-    match Allowlist::parse(patterns) {
-        Ok(list) if list.allows(name) => None,
-        Ok(_) => Some("not on the agent's allowlist"),
-        Err(_) => Some("the agent's allowlist is unreadable"),
-    }
+    let agent = auth.tx.agent(auth.principal.tenant, id).await?;
+    Ok(Some(agent.as_ref().map_or(
+        Acl {
+            disabled: true,
+            secrets: None,
+            engines: None,
+        },
+        Acl::of,
+    )))
+}
+
+/// Whether a listing may show the secret at `path`.
+#[must_use]
+pub fn listed(acl: Option<&Acl>, path: &str) -> bool {
+    acl.is_none_or(|a| a.refusal(Resource::Secret(path)).is_none())
 }
 
 /// Lets the request through if its caller is no agent or its agent may touch `resource`;
@@ -85,24 +136,39 @@ pub async fn gate_as<N: Need>(
     let Some(id) = agent else {
         return Ok(auth);
     };
-    let tenant = auth.principal.tenant;
-    let agent = auth.tx.agent(tenant, id).await?;
-    let Some(why) = agent.map_or(Some("the agent does not exist"), |a| refusal(&a, resource))
-    else {
-        return Ok(auth);
-    };
+    let agent = auth.tx.agent(auth.principal.tenant, id).await?;
+    match agent.map_or(Some("the agent does not exist"), |a| refusal(&a, resource)) {
+        None => Ok(auth),
+        Some(why) => Err(deny(state, auth, id, action, resource, why).await),
+    }
+}
+
+/// Audits `agent`'s refusal of `resource` as `action`, commits that record and returns the
+/// `not-allowed` problem (or the error that kept the refusal from being recorded).
+pub async fn deny<N: Need>(
+    state: &AppState,
+    mut auth: Authed<Write, N>,
+    agent: AgentId,
+    action: AuditAction,
+    resource: Resource<'_>,
+    why: &'static str,
+) -> ApiError {
     let event = auth.ctx.event(
-        tenant,
+        auth.principal.tenant,
         &auth.principal.subject,
         action,
         resource.audit_name(),
         Outcome::Denied,
-        json!({ "agent": id, "reason": why }),
+        json!({ "agent": agent, "reason": why }),
         state.clock.now(),
     );
-    audit(state, &mut auth.tx, event).await?;
-    auth.tx.commit().await?;
-    Err(ApiError::new(ErrorKind::NotAllowed, why))
+    if let Err(e) = audit(state, &mut auth.tx, event).await {
+        return e;
+    }
+    match auth.tx.commit().await {
+        Ok(()) => ApiError::new(ErrorKind::NotAllowed, why),
+        Err(e) => e.into(),
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::agents::{Resource, gate_as};
+use crate::agents::{Resource, deny, gate_as, refusal};
 use crate::credentials::audit;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
@@ -255,19 +255,23 @@ pub async fn issue(
     ))
 }
 
-/// Checks the agent exists (404 otherwise) and may touch `resource` (audited refusal).
+/// Checks the agent exists (404 otherwise) and may touch `resource` (audited refusal), loading
+/// it once.
 async fn admit(
     state: &AppState,
     mut auth: Authed<Write, NeedLeasesIssue>,
     agent: AgentId,
     resource: Resource<'_>,
 ) -> Result<Authed<Write, NeedLeasesIssue>, ApiError> {
-    if auth.principal.agent.is_none()
-        && auth.tx.agent(auth.principal.tenant, agent).await?.is_none()
-    {
-        return Err(ApiError::not_found("agent"));
+    let record = auth
+        .tx
+        .agent(auth.principal.tenant, agent)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    match refusal(&record, resource) {
+        None => Ok(auth),
+        Some(why) => Err(deny(state, auth, agent, AuditAction::LeaseIssue, resource, why).await),
     }
-    gate_as(state, auth, Some(agent), AuditAction::LeaseIssue, resource).await
 }
 
 /// How long a new lease lives: `lifetime`, never more than `ceiling` (which renewals cannot

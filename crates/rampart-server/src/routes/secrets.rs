@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::agents::{Resource, gate, refusal};
+use crate::agents::{Resource, gate, listed, listing_acl};
 use crate::credentials::audit;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
@@ -652,14 +652,8 @@ pub async fn list(
         None
     };
     // An agent sees only what its allowlist covers (a page may come back short).
-    if let Some(id) = auth.principal.agent {
-        let agent = auth.tx.agent(tenant, id).await?;
-        page.retain(|s| {
-            agent
-                .as_ref()
-                .is_some_and(|a| refusal(a, Resource::Secret(&s.path)).is_none())
-        });
-    }
+    let acl = listing_acl(&mut auth).await?;
+    page.retain(|s| listed(acl.as_ref(), &s.path));
     Ok(Json(SecretList {
         next,
         secrets: page.iter().map(SecretSummary::from).collect(),

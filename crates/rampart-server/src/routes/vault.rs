@@ -24,7 +24,7 @@ use rampart_types::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::agents::{Resource, refusal};
+use crate::agents::{listed, listing_acl};
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{ApiJson, ApiQuery, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
@@ -238,10 +238,7 @@ async fn list_under(
     };
     let tenant = auth.principal.tenant;
     // An agent sees only what its allowlist covers.
-    let agent = match auth.principal.agent {
-        Some(id) => Some(auth.tx.agent(tenant, id).await?),
-        None => None,
-    };
+    let acl = listing_acl(&mut auth).await?;
     let mut keys = BTreeSet::new();
     let mut after: Option<String> = None;
     loop {
@@ -249,12 +246,7 @@ async fn list_under(
             .tx
             .list_secrets(tenant, &prefix, after.as_deref(), 1000)
             .await?;
-        let visible = page.iter().filter(|s| match &agent {
-            None => true,
-            Some(a) => a
-                .as_ref()
-                .is_some_and(|a| refusal(a, Resource::Secret(&s.path)).is_none()),
-        });
+        let visible = page.iter().filter(|s| listed(acl.as_ref(), &s.path));
         for s in visible {
             let rest = &s.path[prefix.len()..];
             keys.insert(match rest.split_once('/') {
