@@ -293,6 +293,31 @@ pub fn is_schema_space(c: char) -> bool {
     (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
 }
 
+/// The longest duration string a body field takes: the document's `maxLength` for all of them.
+pub const MAX_DURATION_LEN: usize = 32;
+
+/// A duration body field such as `15m` (`field` names it in the problem), as long as the
+/// document allows.
+pub fn duration_field(field: &str, s: &str) -> Result<std::time::Duration, ApiError> {
+    if s.len() > MAX_DURATION_LEN {
+        return Err(ApiError::validation(format!(
+            "`{field}` is at most {MAX_DURATION_LEN} characters"
+        )));
+    }
+    rampart_types::parse_duration(s).map_err(|e| ApiError::validation(format!("`{field}`: {e}")))
+}
+
+/// [`duration_field`] for a lifetime: longer than zero.
+pub fn lifetime_field(field: &str, s: &str) -> Result<std::time::Duration, ApiError> {
+    let d = duration_field(field, s)?;
+    if d.is_zero() {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be longer than zero"
+        )));
+    }
+    Ok(d)
+}
+
 /// A single path parameter, parsed with `T::from_str`.
 #[derive(Debug)]
 pub struct ApiPath<T>(pub T);

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use rampart_secrets::postgres::is_role_name;
 use rampart_secrets::{Allowlist, SecretPath};
 use rampart_store::{AgentRecord, LeaseFilter, PostgresEngineRecord, StoreError};
-use rampart_types::{AgentId, AuditAction, Outcome, Problem, Timestamp, parse_duration};
+use rampart_types::{AgentId, AuditAction, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::credentials::audit;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{ApiJson, ApiPath, Authed, NeedAgentsManage, Read, Write};
+use crate::extract::{ApiJson, ApiPath, Authed, NeedAgentsManage, Read, Write, duration_field};
 use crate::routes::secrets::reason;
 use crate::state::AppState;
 
@@ -396,13 +396,8 @@ pub struct EngineList {
 /// Whole seconds of a lifetime, cut to 1 s – 365 d (as API key lifetimes are cut: a shorter
 /// credential than asked for is always safe).
 fn ttl_seconds(field: &str, s: &str) -> Result<i64, ApiError> {
-    if s.len() > 32 {
-        return Err(ApiError::validation(format!(
-            "`{field}` is at most 32 characters"
-        )));
-    }
-    let d = parse_duration(s).map_err(|e| ApiError::validation(format!("`{field}`: {e}")))?;
-    let d = d.clamp(Duration::from_secs(1), Duration::from_secs(365 * 86_400));
+    let d =
+        duration_field(field, s)?.clamp(Duration::from_secs(1), Duration::from_secs(365 * 86_400));
     Ok(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 

@@ -4,9 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_identity::{ApiKey, ApiKeyId};
 use rampart_store::ApiKeyRecord;
-use rampart_types::{
-    AgentId, AuditAction, CapabilitySet, Outcome, Problem, TenantId, Timestamp, parse_duration,
-};
+use rampart_types::{AgentId, AuditAction, CapabilitySet, Outcome, Problem, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -17,7 +15,7 @@ use crate::edge::no_store;
 use crate::error::ApiError;
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Authed, NeedApikeysManage, OptionalJson, Read, Write,
-    is_schema_space,
+    duration_field, is_schema_space, lifetime_field,
 };
 use crate::state::AppState;
 
@@ -171,13 +169,7 @@ fn lifetime(state: &AppState, expires_in: Option<&str>) -> Result<Duration, ApiE
     let Some(s) = expires_in else {
         return Ok(state.config.api_key_default_ttl);
     };
-    let d = parse_duration(s).map_err(|e| ApiError::validation(format!("`expires_in`: {e}")))?;
-    if d.is_zero() {
-        return Err(ApiError::validation(
-            "`expires_in` must be longer than zero",
-        ));
-    }
-    Ok(d.min(state.config.api_key_max_ttl))
+    Ok(lifetime_field("expires_in", s)?.min(state.config.api_key_max_ttl))
 }
 
 /// The caller may hand out only what it holds; platform capabilities stay in the system tenant.
@@ -348,9 +340,7 @@ pub async fn rotate(
 ) -> Result<Response, ApiError> {
     let overlap = match body.overlap.as_deref() {
         None => state.config.api_key_rotation_overlap,
-        Some(s) => {
-            parse_duration(s).map_err(|e| ApiError::validation(format!("`overlap`: {e}")))?
-        }
+        Some(s) => duration_field("overlap", s)?,
     };
     let ttl = lifetime(&state, body.expires_in.as_deref())?;
     let tenant = auth.act_in(q.tenant_id).await?;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use rampart_secrets::SecretPath;
 use rampart_secrets::postgres;
 use rampart_store::{Cleanup, LeaseFilter, LeaseKind, LeaseRecord, Revocation};
-use rampart_types::{AgentId, AuditAction, LeaseId, Outcome, Problem, Timestamp, parse_duration};
+use rampart_types::{AgentId, AuditAction, LeaseId, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +21,7 @@ use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Authed, Need, NeedLeasesAdmin, NeedLeasesIssue, OptionalJson, Read,
-    Write,
+    Write, lifetime_field,
 };
 use crate::leases::{REVOKE_BATCH, clean_up, engine_error, engine_url, revoke_event, visible_to};
 use crate::routes::secrets::reason;
@@ -186,17 +186,7 @@ fn check_purpose(p: &str) -> Result<(), ApiError> {
 }
 
 fn ttl(asked: Option<&str>) -> Result<Option<Duration>, ApiError> {
-    let Some(s) = asked else {
-        return Ok(None);
-    };
-    if s.len() > 32 {
-        return Err(ApiError::validation("`ttl` is at most 32 characters"));
-    }
-    let d = parse_duration(s).map_err(|e| ApiError::validation(format!("`ttl`: {e}")))?;
-    if d.is_zero() {
-        return Err(ApiError::validation("`ttl` must be longer than zero"));
-    }
-    Ok(Some(d))
+    asked.map(|s| lifetime_field("ttl", s)).transpose()
 }
 
 fn seconds(s: i64) -> Duration {
