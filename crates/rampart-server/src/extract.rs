@@ -293,6 +293,17 @@ pub fn is_schema_space(c: char) -> bool {
     (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
 }
 
+/// A `reason` for the audit trail, as every body that takes one documents it: up to 500
+/// characters, not all whitespace.
+pub fn check_reason(r: &str) -> Result<(), ApiError> {
+    if r.chars().all(is_schema_space) || r.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "`reason` is up to 500 characters, not all whitespace",
+        ));
+    }
+    Ok(())
+}
+
 /// The longest duration string a body field takes: the document's `maxLength` for all of them.
 pub const MAX_DURATION_LEN: usize = 32;
 

@@ -17,16 +17,24 @@ use utoipa::ToSchema;
 
 use crate::credentials::audit;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{ApiJson, ApiPath, Authed, NeedAgentsManage, Read, Write, duration_field};
-use crate::routes::secrets::reason;
+use crate::extract::{
+    ApiJson, ApiPath, Authed, NeedAgentsManage, Read, Write, check_reason, duration_field,
+};
 use crate::state::AppState;
 
-fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
-    let ok = (1..=max).contains(&name.len())
+/// Longest engine name.
+pub(crate) const MAX_ENGINE_NAME: usize = 64;
+
+/// Whether `name` is 1 to `max` ASCII letters, digits, `.`, `_` or `-`: agent and engine names.
+pub(crate) fn is_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_name(what: &str, name: &str, max: usize) -> Result<(), ApiError> {
+    if is_name(name, max) {
         Ok(())
     } else {
         Err(ApiError::validation(format!(
@@ -315,7 +323,7 @@ pub async fn disable_agent(
     ApiPath(id): ApiPath<AgentId>,
     ApiJson(body): ApiJson<DisableAgent>,
 ) -> Result<Json<AgentDisabled>, ApiError> {
-    reason(&body.reason)?;
+    check_reason(&body.reason)?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     let mut agent = auth
@@ -415,7 +423,7 @@ pub async fn put_engine(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PutEngine>,
 ) -> Result<Json<EngineView>, ApiError> {
-    check_name("name", &name, 64)
+    check_name("name", &name, MAX_ENGINE_NAME)
         .map_err(|e| ApiError::new(ErrorKind::InvalidPathParameter, e.detail))?;
     body.connection_secret
         .parse::<SecretPath>()

@@ -21,20 +21,14 @@ use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Authed, Need, NeedLeasesAdmin, NeedLeasesIssue, OptionalJson, Read,
-    Write, lifetime_field,
+    Write, check_reason, lifetime_field,
 };
 use crate::leases::{REVOKE_BATCH, clean_up, engine_error, engine_url, revoke_event, visible_to};
-use crate::routes::secrets::reason;
+use crate::routes::agents::{MAX_ENGINE_NAME, is_name};
 use crate::state::AppState;
 
 const MAX_MISSION: usize = 128;
 
-fn is_engine_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
 const MAX_PURPOSE: usize = 512;
 
 /// A lease request.
@@ -232,7 +226,7 @@ pub async fn issue(
     } else if let Some(engine) = body
         .source
         .strip_prefix("postgres/")
-        .filter(|e| is_engine_name(e))
+        .filter(|e| is_name(e, MAX_ENGINE_NAME))
     {
         issue_postgres(&state, auth, agent, &body, engine, asked).await?
     } else {
@@ -605,7 +599,7 @@ pub async fn revoke(
     OptionalJson(body): OptionalJson<RevokeLease>,
 ) -> Result<Json<LeaseView>, ApiError> {
     if let Some(r) = &body.reason {
-        reason(r)?;
+        check_reason(r)?;
     }
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
@@ -737,7 +731,7 @@ pub async fn revoke_bulk(
     auth: Authed<Write, NeedLeasesAdmin>,
     ApiJson(body): ApiJson<RevokeLeases>,
 ) -> Result<Json<LeasesRevoked>, ApiError> {
-    reason(&body.reason)?;
+    check_reason(&body.reason)?;
     if let Some(m) = &body.mission {
         check_mission(m)?;
     }

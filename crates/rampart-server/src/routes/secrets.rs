@@ -22,7 +22,7 @@ use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
     ApiJson, ApiQuery, Authed, NeedSecretsAdmin, NeedSecretsRead, NeedSecretsWrite, OptionalJson,
-    Principal, Read, RequestContext, Write,
+    Principal, Read, RequestContext, Write, check_reason,
 };
 use crate::secrets::{Cas, Opened, SecretsError};
 use crate::state::AppState;
@@ -751,15 +751,6 @@ pub struct KeyRevoked {
     pub active: i64,
 }
 
-pub(crate) fn reason(r: &str) -> Result<(), ApiError> {
-    if r.chars().all(crate::extract::is_schema_space) || r.chars().count() > 500 {
-        return Err(ApiError::validation(
-            "`reason` is up to 500 characters, not all whitespace",
-        ));
-    }
-    Ok(())
-}
-
 /// Rotate the tenant's key-encryption key. New secret versions are sealed under the new key
 /// version; existing ones stay readable under the old one.
 #[utoipa::path(post, path = "/v1/secrets/keys/rotate", tag = "secrets",
@@ -772,7 +763,7 @@ pub async fn rotate_key(
     OptionalJson(body): OptionalJson<RotateKey>,
 ) -> Result<Json<KeyRotated>, ApiError> {
     if let Some(r) = &body.reason {
-        reason(r)?;
+        check_reason(r)?;
     }
     rotate(&state, auth, body.reason.as_deref(), false).await
 }
@@ -788,7 +779,7 @@ pub async fn break_glass(
     auth: Authed<Write, NeedSecretsAdmin>,
     ApiJson(body): ApiJson<BreakGlass>,
 ) -> Result<Json<KeyRotated>, ApiError> {
-    reason(&body.reason)?;
+    check_reason(&body.reason)?;
     rotate(&state, auth, Some(&body.reason), true).await
 }
 
@@ -916,7 +907,7 @@ pub async fn revoke_key(
             "a key version is 1 or more",
         )
     })?;
-    reason(&body.reason)?;
+    check_reason(&body.reason)?;
     let why = Some(body.reason.as_str());
     let tenant = auth.principal.tenant;
     let keys = auth.tx.tenant_keys(tenant).await?;
