@@ -21,7 +21,7 @@ use crate::credentials::audit;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
     ApiJson, ApiPath, ApiQuery, Authed, NeedAuditRead, NeedKeysManage, NeedTenantsAdmin, Read,
-    Write,
+    Write, check_reason,
 };
 use crate::state::AppState;
 
@@ -464,10 +464,8 @@ pub async fn erase(
     mut auth: Authed<Write, NeedTenantsAdmin>,
     ApiJson(body): ApiJson<EraseRequest>,
 ) -> Result<Json<EraseView>, ApiError> {
+    check_reason(&body.reason)?;
     let reason = body.reason.trim();
-    if reason.is_empty() || body.reason.chars().count() > 500 {
-        return Err(ApiError::validation("`reason` must be 1 to 500 characters"));
-    }
     let now = state.clock.now();
     let tenant = auth.act_in(Some(body.tenant_id)).await?;
     let destroyed = state
