@@ -58,8 +58,9 @@ pub fn role_for(lease: LeaseId) -> String {
     format!("rampart_{}", lease.as_uuid().simple())
 }
 
-/// `"name"` with embedded quotes doubled.
-fn ident(name: &str) -> String {
+/// `"name"` with embedded quotes doubled: a safe Postgres identifier for any name.
+#[must_use]
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -123,9 +124,9 @@ pub async fn create_role(
     // The verifier is base64 with `$` and `:`; it cannot close the literal.
     let create = format!(
         "CREATE ROLE {} WITH LOGIN INHERIT PASSWORD '{verifier}' VALID UNTIL {} IN ROLE {}",
-        ident(&username),
+        quote_ident(&username),
         valid_until(until),
-        ident(template),
+        quote_ident(template),
     );
     sqlx::raw_sql(AssertSqlSafe(create))
         .execute(&mut conn)
@@ -143,7 +144,7 @@ pub async fn extend_role(
     let mut conn = connect(admin_url).await?;
     let alter = format!(
         "ALTER ROLE {} VALID UNTIL {}",
-        ident(&role_for(lease)),
+        quote_ident(&role_for(lease)),
         valid_until(until)
     );
     sqlx::raw_sql(AssertSqlSafe(alter))
@@ -168,7 +169,7 @@ pub async fn drop_role(
         .fetch_optional(&mut conn)
         .await?;
     if exists.is_some() {
-        let name = ident(&role);
+        let name = quote_ident(&role);
         sqlx::raw_sql(AssertSqlSafe(format!("ALTER ROLE {name} NOLOGIN")))
             .execute(&mut conn)
             .await?;
@@ -178,7 +179,7 @@ pub async fn drop_role(
             .await?;
         let cleanup = format!(
             "REASSIGN OWNED BY {name} TO {}; DROP OWNED BY {name}; DROP ROLE {name}",
-            ident(template)
+            quote_ident(template)
         );
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(AssertSqlSafe(cleanup))
@@ -211,7 +212,7 @@ mod tests {
         assert!(role.len() <= 63);
         assert!(is_role_name(&role));
         assert_eq!(role, role_for(lease));
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

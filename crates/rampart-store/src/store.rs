@@ -179,11 +179,6 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
     Ok(Store(Arc::new(Pools::Sqlite { writer, readers })))
 }
 
-/// `"name"` with embedded quotes doubled: a safe Postgres identifier for any name.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 async fn open_postgres(opts: &StoreOptions) -> Result<Store, StoreError> {
     let owner = PgConnectOptions::from_str(opts.url.expose())
         .map_err(|e| StoreError::InvalidUrl(e.to_string()))?
@@ -236,7 +231,7 @@ async fn provision_app_role(
     let verifier = scram_sha256_verifier(password.expose().as_bytes(), &salt, 4096)
         .map_err(|e| StoreError::Setup(e.to_string()))?;
     // The verifier is base64 and `$`/`:` only; it cannot close the string literal.
-    let ident = quote_ident(role);
+    let ident = rampart_secrets::postgres::quote_ident(role);
     let set_password = format!("ALTER ROLE {ident} WITH LOGIN PASSWORD '{verifier}'");
     match existing {
         Some((true, _)) => {
@@ -280,7 +275,7 @@ async fn provision_app_role(
 }
 
 async fn grant_app_role(conn: &mut PgConnection, role: &str) -> Result<(), StoreError> {
-    let ident = quote_ident(role);
+    let ident = rampart_secrets::postgres::quote_ident(role);
     let mut sql = format!(
         "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {ident};\n\
          GRANT USAGE ON SCHEMA public TO {ident};\n"
