@@ -15,6 +15,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod config;
 pub mod credentials;
+pub mod disclosed;
 mod edge;
 pub mod error;
 pub mod extract;

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::agents::{Resource, deny, gate_as, refusal};
 use crate::credentials::audit;
+use crate::disclosed::Disclosed;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
@@ -135,14 +136,14 @@ impl LeaseView {
 pub struct LeasedSecret {
     pub path: String,
     pub version: i64,
-    pub value: String,
+    pub value: Disclosed,
 }
 
 /// Database credentials handed out by a lease.
 #[derive(Serialize, ToSchema)]
 pub struct LeasedPostgres {
     pub username: String,
-    pub password: String,
+    pub password: Disclosed,
     pub host: String,
     pub port: u16,
     pub database: Option<String>,
@@ -338,8 +339,7 @@ async fn issue_kv(
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     let opened = state.secrets.get(&mut auth.tx, tenant, path, None).await?;
-    let value = String::from_utf8(opened.value.expose().clone())
-        .map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    let value = Disclosed::utf8(&opened.value)?;
     let mut lease = new_lease(
         &auth,
         agent,
@@ -417,7 +417,7 @@ async fn issue_postgres(
             secret: None,
             postgres: Some(LeasedPostgres {
                 username: issued.username,
-                password: issued.password.expose().clone(),
+                password: Disclosed::new(issued.password),
                 host,
                 port,
                 database,

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::agents::{Resource, gate, listed, listing_acl};
 use crate::credentials::audit;
+use crate::disclosed::Disclosed;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{
@@ -129,7 +130,7 @@ pub struct SecretWritten {
 pub struct SecretValue {
     pub path: String,
     pub version: i64,
-    pub value: String,
+    pub value: Disclosed,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
@@ -302,8 +303,7 @@ pub async fn get_secret(
         ));
     }
     let opened = read_audited(&state, auth, &path, q.version).await?;
-    let value = String::from_utf8(opened.value.expose().clone())
-        .map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    let value = Disclosed::utf8(&opened.value)?;
     Ok(no_store(
         Json(SecretValue {
             path: path.to_string(),

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::agents::{listed, listing_acl};
+use crate::disclosed::Disclosed;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{ApiJson, ApiQuery, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
@@ -134,8 +135,8 @@ async fn read(
     // Vault reads version 0 as the newest.
     let version = q.version.filter(|v| *v != 0);
     let opened = read_audited(&state, auth, &p, version).await?;
-    let text = std::str::from_utf8(opened.value.expose())
-        .map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    let value = Disclosed::utf8(&opened.value)?;
+    let text = value.expose();
     let data = match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => json!({ "value": text }),
