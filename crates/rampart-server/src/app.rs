@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use rampart_store::{Scope, TenantKeyState, TenantScope};
+use rampart_store::{Scope, TenantKeyState};
 use rampart_types::{AuditAction, AuditEvent, Outcome};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -272,21 +272,9 @@ pub async fn serve(
 /// Rotates every tenant key-encryption key older than `secrets_key_rotation_period`, one
 /// transaction (and audit record) per tenant. Returns how many were rotated.
 pub async fn rotate_tenant_keys(state: &AppState) -> Result<usize, String> {
-    let tenants = {
-        let mut tx = state
-            .store
-            .begin_read(system_scope(state))
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.list_tenants().await.map_err(|e| e.to_string())?
-    };
     let mut rotated = 0;
-    for t in tenants {
-        let scope = Scope::Tenant(TenantScope {
-            tenant: t.id,
-            subject: "system".into(),
-            platform: false,
-        });
+    for t in tenants(state, "system").await? {
+        let scope = Scope::tenant(t.id, "system");
         let now = state.clock.now();
         let mut tx = state.store.begin(scope).await.map_err(|e| e.to_string())?;
         let keys = tx.tenant_keys(t.id).await.map_err(|e| e.to_string())?;
@@ -370,11 +358,20 @@ pub async fn maintain(state: &AppState, hourly: bool) {
 }
 
 fn system_scope(state: &AppState) -> Scope {
-    Scope::Tenant(TenantScope {
-        tenant: state.system_tenant,
-        subject: "system".into(),
-        platform: true,
-    })
+    Scope::platform(state.system_tenant, "system")
+}
+
+/// Every tenant, read as the platform acting as `subject`: what the background tasks walk.
+pub(crate) async fn tenants(
+    state: &AppState,
+    subject: &str,
+) -> Result<Vec<rampart_store::TenantRecord>, String> {
+    let mut tx = state
+        .store
+        .begin_read(Scope::platform(state.system_tenant, subject))
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.list_tenants().await.map_err(|e| e.to_string())
 }
 
 async fn scheduled_rotation(state: &AppState) -> Result<(), String> {
@@ -419,21 +416,10 @@ async fn scheduled_rotation(state: &AppState) -> Result<(), String> {
 
 async fn purge(state: &AppState) -> Result<(), String> {
     let now = state.clock.now();
-    let mut tx = state
-        .store
-        .begin_read(system_scope(state))
-        .await
-        .map_err(|e| e.to_string())?;
-    let tenants = tx.list_tenants().await.map_err(|e| e.to_string())?;
-    drop(tx);
-    for t in tenants {
+    for t in tenants(state, "system").await? {
         let mut tx = state
             .store
-            .begin(Scope::Tenant(TenantScope {
-                tenant: t.id,
-                subject: "system".into(),
-                platform: false,
-            }))
+            .begin(Scope::tenant(t.id, "system"))
             .await
             .map_err(|e| e.to_string())?;
         tx.purge_expired(t.id, now)

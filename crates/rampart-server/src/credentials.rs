@@ -7,9 +7,7 @@ use rampart_identity::jwt::sign_access_token;
 use rampart_identity::{
     AccessClaims, ApiKey, ApiKeyId, RefreshDecision, RefreshState, RefreshToken, decide_refresh,
 };
-use rampart_store::{
-    ApiKeyRecord, FamilyRecord, Lookup, RefreshRecord, Scope, StoreError, TenantScope, Tx,
-};
+use rampart_store::{ApiKeyRecord, FamilyRecord, Lookup, RefreshRecord, Scope, StoreError, Tx};
 use rampart_types::{
     AgentId, AuditAction, CapabilitySet, FamilyId, Outcome, TenantId, Timestamp, TokenId,
 };
@@ -182,14 +180,6 @@ async fn new_refresh_token(
     Ok(token)
 }
 
-fn tenant_scope(tenant: TenantId, subject: &str) -> Scope {
-    Scope::Tenant(TenantScope {
-        tenant,
-        subject: subject.to_owned(),
-        platform: false,
-    })
-}
-
 /// `grant_type=api_key`: an API key for an access token and the first refresh token of a new
 /// family.
 pub async fn grant_api_key(
@@ -214,7 +204,7 @@ pub async fn grant_api_key(
     let subject = record
         .agent_id
         .map_or_else(|| key.id().subject(), crate::agents::agent_subject);
-    tx.set_scope(tenant_scope(tenant, &subject)).await?;
+    tx.set_scope(Scope::tenant(tenant, &subject)).await?;
     let resource = format!("apikey:{}", record.id);
     let denial = if !key.matches(&state.pepper, &record.secret_hash) {
         Some(("wrong secret", "the API key is not valid"))
@@ -313,7 +303,7 @@ pub async fn grant_refresh(
         return Err(invalid("the refresh token is not valid"));
     };
     let tenant = found.tenant_id;
-    tx.set_scope(tenant_scope(tenant, "refresh")).await?;
+    tx.set_scope(Scope::tenant(tenant, "refresh")).await?;
     // Re-read under a row lock: concurrent refreshes of one token are decided one at a time.
     let Some(row) = tx.get_refresh_for_update(tenant, token.id()).await? else {
         return Err(invalid("the refresh token is not valid"));
@@ -448,7 +438,7 @@ pub async fn revoke(
             return Ok(());
         }
         let tenant = row.tenant_id;
-        tx.set_scope(tenant_scope(tenant, "revoke")).await?;
+        tx.set_scope(Scope::tenant(tenant, "revoke")).await?;
         if tx
             .revoke_family(tenant, row.family_id, now, "revoked by its holder")
             .await?
@@ -478,7 +468,10 @@ pub async fn revoke(
         return Ok(());
     };
     let c = verified.claims();
-    let mut tx = state.store.begin(tenant_scope(c.tenant_id, &c.sub)).await?;
+    let mut tx = state
+        .store
+        .begin(Scope::tenant(c.tenant_id, &c.sub))
+        .await?;
     tx.revoke_token_id(c.tenant_id, c.jti, verified.expires_at())
         .await?;
     let event = ctx.event(

@@ -13,9 +13,7 @@ use std::time::Duration;
 use rampart_crypto::SecretString;
 use rampart_secrets::SecretPath;
 use rampart_secrets::postgres::{self, EngineError};
-use rampart_store::{
-    Cleanup, LeaseKind, LeaseRecord, PostgresEngineRecord, Revocation, Scope, TenantScope, Tx,
-};
+use rampart_store::{Cleanup, LeaseKind, LeaseRecord, PostgresEngineRecord, Revocation, Scope, Tx};
 use rampart_types::{AuditAction, AuditEvent, Outcome, TenantId, Timestamp};
 use serde_json::json;
 
@@ -89,14 +87,6 @@ pub fn revoke_event(
     }
 }
 
-fn tenant_scope(tenant: TenantId, subject: &str) -> Scope {
-    Scope::Tenant(TenantScope {
-        tenant,
-        subject: subject.to_owned(),
-        platform: false,
-    })
-}
-
 fn backoff(attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
@@ -109,7 +99,7 @@ pub async fn clean_up(state: &AppState, lease: &LeaseRecord) -> Result<bool, Str
         return Ok(true);
     }
     let tenant = lease.tenant_id;
-    let scope = tenant_scope(tenant, SWEEPER);
+    let scope = Scope::tenant(tenant, SWEEPER);
     // Read what the removal needs, then talk to the database with no transaction open here.
     let target = {
         let mut tx = state
@@ -210,7 +200,7 @@ pub async fn sweep_tenant(state: &AppState, tenant: TenantId) -> Result<Swept, S
         let now = state.clock.now();
         let mut tx = state
             .store
-            .begin(tenant_scope(tenant, SWEEPER))
+            .begin(Scope::tenant(tenant, SWEEPER))
             .await
             .map_err(|e| e.to_string())?;
         let expired = tx
@@ -242,7 +232,7 @@ pub async fn sweep_tenant(state: &AppState, tenant: TenantId) -> Result<Swept, S
     let due = {
         let mut tx = state
             .store
-            .begin_read(tenant_scope(tenant, SWEEPER))
+            .begin_read(Scope::tenant(tenant, SWEEPER))
             .await
             .map_err(|e| e.to_string())?;
         tx.leases_due_for_cleanup(tenant, state.clock.now(), CLEANUP_BATCH)
@@ -261,20 +251,8 @@ pub async fn sweep_tenant(state: &AppState, tenant: TenantId) -> Result<Swept, S
 
 /// One sweep over every tenant.
 pub async fn sweep(state: &AppState) -> Result<Swept, String> {
-    let tenants = {
-        let mut tx = state
-            .store
-            .begin_read(Scope::Tenant(TenantScope {
-                tenant: state.system_tenant,
-                subject: SWEEPER.into(),
-                platform: true,
-            }))
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.list_tenants().await.map_err(|e| e.to_string())?
-    };
     let mut total = Swept::default();
-    for t in tenants {
+    for t in crate::app::tenants(state, SWEEPER).await? {
         let s = sweep_tenant(state, t.id).await?;
         total.expired += s.expired;
         total.cleaned += s.cleaned;

@@ -32,6 +32,26 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Acting inside `tenant` as `subject` (not the platform operator).
+    #[must_use]
+    pub fn tenant(tenant: TenantId, subject: &str) -> Self {
+        Self::Tenant(TenantScope {
+            tenant,
+            subject: subject.to_owned(),
+            platform: false,
+        })
+    }
+
+    /// The platform operator in the system tenant: sees every tenant's row in `tenants`.
+    #[must_use]
+    pub fn platform(system_tenant: TenantId, subject: &str) -> Self {
+        Self::Tenant(TenantScope {
+            tenant: system_tenant,
+            subject: subject.to_owned(),
+            platform: true,
+        })
+    }
+
     /// The claims JSON for Postgres.
     pub(crate) fn claims_json(&self) -> String {
         let v = match self {

@@ -14,7 +14,7 @@ use clap::Args;
 use rampart_secrets::SecretPath;
 use rampart_server::Config;
 use rampart_server::secrets::Cas;
-use rampart_store::{Scope, TenantScope};
+use rampart_store::Scope;
 use rampart_testkit::PgTestDb;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -53,11 +53,7 @@ struct Measured {
 
 /// Writes `n` secrets (1,000 per transaction) straight through the service.
 async fn seed(state: &rampart_server::AppState, n: u64) -> anyhow::Result<f64> {
-    let scope = Scope::Tenant(TenantScope {
-        tenant: state.system_tenant,
-        subject: "bench".into(),
-        platform: false,
-    });
+    let scope = Scope::tenant(state.system_tenant, "bench");
     let started = Instant::now();
     let mut written = 0;
     while written < n {
