@@ -733,16 +733,18 @@ fn the_ledger_verifies_offline_and_names_tampering() {
 #[cfg(feature = "s3")]
 #[test]
 fn the_ledger_is_kept_in_an_object_lock_bucket_too() {
-    use rampart_ledger::s3::{S3Client, S3Credentials, S3Location};
+    use rampart_ledger::s3::{Credentials, S3Client, S3Location};
     let moto = rampart_testkit::MotoServer::start();
     let zone = format!(
         "s3://rampart-e2e/node-1?endpoint={}&retain_days=1",
         moto.endpoint
     );
     let location = S3Location::parse(&zone).unwrap();
-    let creds = || S3Credentials {
-        access_key_id: "e2e".into(),
-        secret_access_key: rampart_crypto::Secret::new("e2e-secret-canary".into()),
+    let creds = || {
+        Credentials::new(
+            "e2e",
+            rampart_crypto::Secret::new("e2e-secret-canary".into()),
+        )
     };
     S3Client::new(location, creds())
         .create_bucket_with_object_lock()

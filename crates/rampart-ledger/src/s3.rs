@@ -13,8 +13,8 @@
 //! there are no torn writes to find; a failed write only leaves the zone behind, which the log
 //! catches up.
 //!
-//! Requests are signed with AWS Signature Version 4 ([`sign_v4`], tested against AWS's published
-//! example) and sent with path-style addressing over HTTP or HTTPS (rustls, webpki roots).
+//! Requests are signed with AWS Signature Version 4 (`rampart_aws::sigv4`) and sent with
+//! path-style addressing over HTTP or HTTPS (rustls, webpki roots).
 //! Unlike a directory, a bucket holds no writer lock: one writer per location is the deployment's
 //! job (each node's ledger has its own origin and should have its own prefix).
 
@@ -25,10 +25,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rampart_crypto::{Secret, hmac_sha256, sha256};
-use rampart_types::{Clock, SystemClock, Timestamp};
+/// The credentials requests are signed with.
+pub use rampart_aws::Credentials;
+use rampart_aws::sigv4::{
+    SigningInput, amz_date, canonical_query, sha256_hex, sign_v4, uri_encode,
+};
+use rampart_aws::{authority, check_region, parse_endpoint};
+use rampart_crypto::sha256;
+use rampart_types::{Clock, SystemClock};
 
-use crate::hash::Hash;
 use crate::tile::TileId;
 use crate::zone::{History, Zone};
 
@@ -97,8 +102,11 @@ impl S3Location {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "endpoint" => endpoint = Some(v.trim_end_matches('/').to_owned()),
-                "region" if !v.is_empty() => region = v.to_owned(),
+                "endpoint" => endpoint = Some(v),
+                "region" if !v.is_empty() => {
+                    check_region(v)?;
+                    region = v.to_owned();
+                }
                 "retain_days" => {
                     retain_days = v
                         .parse::<u64>()
@@ -109,17 +117,8 @@ impl S3Location {
                 _ => return Err(format!("unknown S3 zone parameter `{k}`")),
             }
         }
-        let endpoint = endpoint.ok_or("an S3 zone needs ?endpoint=http(s)://host[:port]")?;
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-            || authority(&endpoint).is_empty()
-            || endpoint
-                .split_once("://")
-                .is_some_and(|(_, r)| r.contains('/'))
-        {
-            return Err(format!(
-                "endpoint `{endpoint}` must be http(s)://host[:port] with no path"
-            ));
-        }
+        let endpoint =
+            parse_endpoint(endpoint.ok_or("an S3 zone needs ?endpoint=http(s)://host[:port]")?)?;
         Ok(Self {
             endpoint,
             region,
@@ -132,135 +131,6 @@ impl S3Location {
             retention: Duration::from_secs(retain_days * 86_400),
         })
     }
-}
-
-/// `host[:port]` of an `http(s)://` URL.
-fn authority(endpoint: &str) -> &str {
-    endpoint
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""))
-}
-
-/// Credentials for signing requests. The secret is a [`Secret`]: zeroized on drop, and its
-/// `Debug` prints `[REDACTED]`.
-#[derive(Debug)]
-pub struct S3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: Secret<String>,
-}
-
-/// One request to sign.
-#[derive(Debug, Clone)]
-pub struct SigningInput<'a> {
-    pub method: &'a str,
-    /// The canonical URI: the path, each segment URI-encoded.
-    pub path: &'a str,
-    /// Query parameters, not encoded.
-    pub query: &'a [(&'a str, &'a str)],
-    /// Headers to sign besides `host`, `x-amz-date` and `x-amz-content-sha256` (which the
-    /// signer adds): lower-case names.
-    pub headers: &'a [(&'a str, &'a str)],
-    pub host: &'a str,
-    /// Hex SHA-256 of the body.
-    pub payload_sha256: &'a str,
-    /// `YYYYMMDDTHHMMSSZ`.
-    pub amz_date: &'a str,
-    pub region: &'a str,
-}
-
-/// URI-encodes per SigV4: unreserved characters stay, everything else is `%XX`; `/` stays when
-/// encoding a path.
-#[must_use]
-pub fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> io::Result<[u8; 32]> {
-    hmac_sha256(key, data).map_err(other)
-}
-
-/// Lower-case hex of a SHA-256 digest.
-fn sha256_hex(data: &[u8]) -> String {
-    Hash(sha256(data)).to_hex()
-}
-
-/// The SigV4 canonical query string: each name and value URI-encoded, sorted. Also a valid query
-/// string to send, so the request carries exactly what was signed.
-fn canonical_query(query: &[(&str, &str)]) -> String {
-    // Sorted by encoded name, then value (not as `name=value` strings: `a` sorts before `a-b`).
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The `Authorization` header value of an AWS Signature Version 4 request to S3.
-pub fn sign_v4(input: &SigningInput<'_>, creds: &S3Credentials) -> io::Result<String> {
-    let canonical_query = canonical_query(input.query);
-    let mut headers: BTreeMap<String, String> = input
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    headers.insert("host".into(), input.host.to_owned());
-    headers.insert("x-amz-date".into(), input.amz_date.to_owned());
-    headers.insert(
-        "x-amz-content-sha256".into(),
-        input.payload_sha256.to_owned(),
-    );
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed_headers = headers.keys().cloned().collect::<Vec<_>>().join(";");
-    let canonical_request = format!(
-        "{}\n{}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
-        input.method, input.path, input.payload_sha256
-    );
-    let date = &input.amz_date[..8.min(input.amz_date.len())];
-    let scope = format!("{date}/{}/s3/aws4_request", input.region);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
-        input.amz_date,
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let mut secret = Secret::new(format!("AWS4{}", creds.secret_access_key.expose()));
-    let k_date = Secret::new(hmac(secret.expose().as_bytes(), date.as_bytes())?);
-    secret.expose_mut().clear();
-    let k_region = Secret::new(hmac(k_date.expose(), input.region.as_bytes())?);
-    let k_service = Secret::new(hmac(k_region.expose(), b"s3")?);
-    let k_signing = Secret::new(hmac(k_service.expose(), b"aws4_request")?);
-    let signature = Hash(hmac(k_signing.expose(), string_to_sign.as_bytes())?).to_hex();
-    Ok(format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        creds.access_key_id
-    ))
-}
-
-/// SigV4's `x-amz-date` (`YYYYMMDD'T'HHMMSS'Z'`) of a time.
-fn amz_date(t: Timestamp) -> String {
-    let iso = t.to_rfc3339(); // YYYY-MM-DDTHH:MM:SS[.mmm]Z
-    let mut out: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    out.push('Z');
-    out
 }
 
 /// A response: status, the headers the zone reads, body.
@@ -292,7 +162,7 @@ pub struct S3Object {
 /// A signing client for one bucket.
 pub struct S3Client {
     location: S3Location,
-    creds: S3Credentials,
+    creds: Credentials,
     agent: ureq::Agent,
 }
 
@@ -311,16 +181,11 @@ fn other(e: impl fmt::Display) -> io::Error {
 
 impl S3Client {
     #[must_use]
-    pub fn new(location: S3Location, creds: S3Credentials) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+    pub fn new(location: S3Location, creds: Credentials) -> Self {
         Self {
             location,
             creds,
-            agent,
+            agent: rampart_aws::agent(Duration::from_secs(30)),
         }
     }
 
@@ -361,9 +226,11 @@ impl S3Client {
                 payload_sha256: &payload,
                 amz_date: &amz_date,
                 region: &self.location.region,
+                service: "s3",
             },
             &self.creds,
-        )?;
+        )
+        .map_err(other)?;
         let mut url = format!("{}{path}", self.location.endpoint);
         if !query.is_empty() {
             url.push('?');
@@ -375,6 +242,9 @@ impl S3Client {
             .header("x-amz-date", &amz_date)
             .header("x-amz-content-sha256", &payload)
             .header("authorization", &auth);
+        if let Some(token) = &self.creds.session_token {
+            req = req.header("x-amz-security-token", token.expose());
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -774,63 +644,6 @@ impl Zone for S3Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn example_creds() -> S3Credentials {
-        S3Credentials {
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()),
-        }
-    }
-
-    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    /// Signs one of AWS's example requests to `examplebucket` (an empty body, 2013-05-24).
-    fn sign_example(path: &str, query: &[(&str, &str)], headers: &[(&str, &str)]) -> String {
-        let input = SigningInput {
-            method: "GET",
-            path,
-            query,
-            headers,
-            host: "examplebucket.s3.amazonaws.com",
-            payload_sha256: EMPTY_SHA256,
-            amz_date: "20130524T000000Z",
-            region: "us-east-1",
-        };
-        sign_v4(&input, &example_creds()).unwrap()
-    }
-
-    /// AWS's published Signature Version 4 examples for S3 ("Examples: Signature Calculations
-    /// in AWS Signature Version 4", GET Object and ListObjects).
-    #[test]
-    fn sigv4_matches_the_published_examples() {
-        assert_eq!(
-            sign_example("/test.txt", &[], &[("range", "bytes=0-9")]),
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
-             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
-             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
-        let list = sign_example("/", &[("max-keys", "2"), ("prefix", "J")], &[]);
-        assert!(
-            list.ends_with(
-                "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
-            ),
-            "{list}"
-        );
-    }
-
-    #[test]
-    fn credentials_never_show() {
-        let shown = format!("{:?}", example_creds());
-        assert!(!shown.contains("EXAMPLEKEY"), "{shown}");
-    }
-
-    #[test]
-    fn amz_dates_are_utc() {
-        let t = Timestamp::from_unix_seconds(1_369_353_600); // 2013-05-24T00:00:00Z
-        assert_eq!(amz_date(t), "20130524T000000Z");
-        let leap = Timestamp::from_unix_millis((951_782_400 + 3661) * 1000 + 250); // 2000-02-29T01:01:01.250Z
-        assert_eq!(amz_date(leap), "20000229T010101Z");
-    }
 
     #[test]
     fn locations_parse_with_clear_errors() {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rampart_crypto::{Secret, SigningKey};
 use rampart_ledger::note::NoteSigner;
-use rampart_ledger::s3::{S3Client, S3Credentials, S3Location, S3Zone};
+use rampart_ledger::s3::{Credentials, S3Client, S3Location, S3Zone};
 use rampart_ledger::tile::TileId;
 use rampart_ledger::verify::verify_zone;
 use rampart_ledger::zone::{LocalZone, Zone, encode_wal_record};
@@ -35,10 +35,7 @@ fn client(moto: &MotoServer, bucket: &str, prefix: &str) -> S3Client {
     .unwrap();
     S3Client::new(
         location,
-        S3Credentials {
-            access_key_id: "rampart-test".into(),
-            secret_access_key: Secret::new("rampart-test-secret".into()),
-        },
+        Credentials::new("rampart-test", Secret::new("rampart-test-secret".into())),
     )
 }
 

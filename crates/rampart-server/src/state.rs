@@ -262,7 +262,7 @@ pub fn ledger_config(config: &Config, signer: NoteSigner) -> Result<LedgerConfig
 /// Opens the S3 zone at `url` with the configured credentials (blocking: it checks the bucket).
 #[cfg(feature = "s3")]
 pub fn open_s3_zone(config: &Config, url: &str) -> Result<Arc<dyn Zone>, StartError> {
-    use rampart_ledger::s3::{S3Client, S3Credentials, S3Location, S3Zone};
+    use rampart_ledger::s3::{Credentials, S3Client, S3Location, S3Zone};
     let location = S3Location::parse(url)
         .map_err(|e| StartError::Setup(format!("ledger zone `{url}`: {e}")))?;
     let (Some(id), Some(secret)) = (
@@ -274,10 +274,7 @@ pub fn open_s3_zone(config: &Config, url: &str) -> Result<Arc<dyn Zone>, StartEr
                 .into(),
         ));
     };
-    let creds = S3Credentials {
-        access_key_id: id.clone(),
-        secret_access_key: secret.clone(),
-    };
+    let creds = Credentials::new(id.clone(), secret.clone());
     let zone = S3Zone::open(S3Client::new(location, creds))
         .map_err(|e| StartError::Setup(format!("ledger zone: {e}")))?;
     Ok(Arc::new(zone))
