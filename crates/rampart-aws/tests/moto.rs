@@ -1,5 +1,6 @@
 //! The KMS and Secrets Manager calls against `moto` in server mode (a real HTTP server speaking
 //! AWS's protocols and checking what it is sent), on loopback.
+#![allow(clippy::unwrap_used, reason = "tests")]
 
 use rampart_aws::kms::Kms;
 use rampart_aws::secretsmanager::SecretsManager;
