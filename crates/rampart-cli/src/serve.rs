@@ -84,6 +84,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    #[cfg(feature = "aws")]
+    let config_root_key_file = config.root_key_file();
     let started = rampart_server::start(config, StartOptions::default())
         .await
         .context("start-up failed")?;
@@ -94,6 +96,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
              anyone who reads it can decrypt what Rampart protects. Back it up, keep it private, \
              and use a KMS-wrapped root key in production."
         );
+    }
+    #[cfg(feature = "aws")]
+    if let RootKeySource::AwsKms { path, key_id, how } = &started.root_key_source {
+        use rampart_server::kms_root::Unwrapped;
+        match how {
+            Unwrapped::Existing => {}
+            Unwrapped::Created => eprintln!(
+                "created a root key wrapped under KMS key {key_id} in {path}; without that KMS \
+                 key the data cannot be read, so do not schedule its deletion."
+            ),
+            Unwrapped::Imported => eprintln!(
+                "WARNING: wrapped the local root key file under KMS key {key_id} into {path}. \
+                 Delete the plaintext file {} now (after checking your backups are encrypted).",
+                config_root_key_file.display()
+            ),
+        }
     }
     if let Some(key) = &started.operator_key {
         // Straight to the terminal, never through the logger: the key is in no log line.

@@ -28,7 +28,9 @@ pub use hash::{sha256, sha256_concat};
 pub use kdf::DerivedKey;
 pub use mac::{HmacKey, MAC_LEN, hmac_sha256};
 pub use random::{fill_random, random_array, random_string};
-pub use root::{ROOT_KEY_FILE_HEADER, RootKey, RootKeyFileStatus};
+pub use root::{
+    ROOT_KEY_FILE_HEADER, RootKey, RootKeyFileStatus, read_private_file, write_private_file,
+};
 pub use scram::scram_sha256_verifier;
 pub use secret::{Secret, SecretString};
 pub use sign::{PUBLIC_KEY_LEN, SIGNATURE_LEN, SigningKey, VerifyingKey};

@@ -1,6 +1,6 @@
 //! The root key: 32 bytes from which every other key of a deployment is derived or under which it
-//! is wrapped. In the embedded default it is a local file; production deployments wrap it with a
-//! KMS (a later provider).
+//! is wrapped. In the embedded default it is a local file; production deployments keep it wrapped
+//! under a KMS key (the server's `aws-kms` provider), so the disk only holds its ciphertext.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -28,6 +28,18 @@ impl RootKey {
     /// A fresh random key (not persisted).
     pub fn generate() -> Result<Self, CryptoError> {
         Ok(Self(Secret::new(random_array()?)))
+    }
+
+    /// From its 32 bytes (as a KMS unwraps them).
+    #[must_use]
+    pub fn from_bytes(bytes: Secret<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
+    /// The key's bytes, for wrapping it under a KMS key; nothing else should need them.
+    #[must_use]
+    pub fn expose_for_wrapping(&self) -> &[u8; 32] {
+        self.0.expose()
     }
 
     /// From its text form: `rampart-root-key-v1:<base64>` or the bare standard base64 of 32 bytes
@@ -90,32 +102,12 @@ impl RootKey {
     }
 
     fn create_file(&self, path: &Path) -> Result<(), CryptoError> {
-        let err = |e: std::io::Error| CryptoError::RootKeyFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(err)?;
-        f.write_all(self.to_file_text().expose().as_bytes())
-            .map_err(err)?;
-        f.sync_all().map_err(err)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
+        write_private_file(path, self.to_file_text().expose().as_bytes()).map_err(|e| {
+            CryptoError::RootKeyFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// A key for one purpose, derived with HKDF-SHA-256. Labels are versioned strings such as
@@ -140,6 +132,36 @@ impl std::fmt::Debug for RootKey {
 }
 
 const NOT_FOUND: &str = "not found";
+
+/// Creates the file `path`, which must not exist, readable by its owner only (mode 0600), and
+/// makes it durable: the file and its directory are fsynced.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        fs::File::open(dir).and_then(|d| d.sync_all())?;
+    }
+    Ok(())
+}
+
+/// Reads a file that must be readable by its owner only (see [`write_private_file`]).
+pub fn read_private_file(path: &Path) -> std::io::Result<Secret<Vec<u8>>> {
+    check_private(&fs::metadata(path)?).map_err(std::io::Error::other)?;
+    fs::read(path).map(Secret::new)
+}
 
 #[cfg(unix)]
 fn check_private(meta: &fs::Metadata) -> Result<(), String> {

@@ -22,6 +22,16 @@ pub enum LogFormat {
     Text,
 }
 
+/// Where the root key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKeyProvider {
+    /// `root_key` when set, else the local file `root.key` (created on first start).
+    File,
+    /// Wrapped under an AWS KMS key: `root.key.kms` holds only its ciphertext, and every start
+    /// asks KMS to unwrap it. Needs a build with the `aws` feature.
+    AwsKms,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +48,15 @@ pub struct Config {
     pub database_max_connections: u32,
     /// The root key (base64 of 32 bytes); default: the file `root.key` in `data_dir`.
     pub root_key: Option<SecretString>,
+    pub root_key_provider: RootKeyProvider,
+    /// The KMS key the root key is wrapped under (`aws-kms`): key id, ARN or `alias/…`.
+    pub kms_key_id: Option<String>,
+    pub kms_region: String,
+    /// Default: AWS's regional endpoint.
+    pub kms_endpoint: Option<String>,
+    /// Default: the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+    pub kms_access_key_id: Option<String>,
+    pub kms_secret_access_key: Option<SecretString>,
     /// `iss` of every access token.
     pub issuer: String,
     pub access_token_ttl: Duration,
@@ -81,6 +100,20 @@ pub struct Config {
     pub ledger_s3_secret_access_key: Option<SecretString>,
 }
 
+/// Checks an AWS endpoint and region (`aws` builds only).
+fn check_aws(endpoint: Option<&str>, region: &str) -> Result<(), String> {
+    #[cfg(feature = "aws")]
+    {
+        rampart_aws::check_region(region)?;
+        endpoint.map_or(Ok(()), |e| rampart_aws::parse_endpoint(e).map(|_| ()))
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = (endpoint, region);
+        Err("this build has no AWS support; build with `--features aws`".into())
+    }
+}
+
 /// Whether `url` is an S3 zone this build can open.
 fn check_s3_zone(url: &str) -> Result<(), String> {
     #[cfg(feature = "s3")]
@@ -117,6 +150,12 @@ impl Config {
     #[must_use]
     pub fn root_key_file(&self) -> PathBuf {
         self.data_dir.join("root.key")
+    }
+
+    /// Where the `aws-kms` provider keeps the wrapped root key.
+    #[must_use]
+    pub fn wrapped_root_key_file(&self) -> PathBuf {
+        self.data_dir.join("root.key.kms")
     }
 
     /// The ledger zone directories in effect.
@@ -203,6 +242,43 @@ impl Config {
                     None
                 }
             });
+        let root_key_provider = l.field("root_key_provider", "file", |s| match s {
+            "file" => Ok(RootKeyProvider::File),
+            "aws-kms" => Ok(RootKeyProvider::AwsKms),
+            _ => Err("expected `file` or `aws-kms`".into()),
+        });
+        let kms_key_id = l.field("kms_key_id", "", |s| {
+            if s.len() > 2048 {
+                return Err(
+                    "expected a KMS key id, ARN or alias of at most 2048 characters".into(),
+                );
+            }
+            Ok((!s.is_empty()).then(|| s.to_owned()))
+        });
+        let kms_region = l.plain("kms_region").unwrap_or_else(|| "us-east-1".into());
+        let kms_endpoint = l.plain("kms_endpoint");
+        let kms_access_key_id = l.plain("kms_access_key_id");
+        let kms_secret_access_key = l.secret("kms_secret_access_key");
+        if root_key_provider == Some(RootKeyProvider::AwsKms) {
+            if let Err(e) = check_aws(kms_endpoint.as_deref(), &kms_region) {
+                l.error("root_key_provider", &format!("`aws-kms`: {e}"));
+            }
+            if kms_key_id.as_ref().is_some_and(Option::is_none) {
+                l.error("root_key_provider", "`aws-kms` needs `kms_key_id`");
+            }
+            if root_key.is_some() {
+                l.error(
+                    "root_key",
+                    "is not used with `root_key_provider = \"aws-kms\"`; unset one of them",
+                );
+            }
+            if kms_access_key_id.is_some() != kms_secret_access_key.is_some() {
+                l.error(
+                    "kms_access_key_id",
+                    "set both `kms_access_key_id` and `kms_secret_access_key`, or neither",
+                );
+            }
+        }
         let issuer = l.field("issuer", "rampart", |s| {
             (!s.trim().is_empty() && s.len() <= 256)
                 .then(|| s.to_owned())
@@ -354,6 +430,12 @@ impl Config {
                 postgres_app_role: postgres_app_role?,
                 database_max_connections: database_max_connections?,
                 root_key,
+                root_key_provider: root_key_provider?,
+                kms_key_id: kms_key_id?,
+                kms_region,
+                kms_endpoint,
+                kms_access_key_id,
+                kms_secret_access_key,
                 issuer: issuer?,
                 access_token_ttl: access_token_ttl?,
                 refresh_token_ttl: refresh_token_ttl?,
@@ -415,7 +497,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const SECRET_KEYS: &[&str] = &["database_url", "app_database_url", "root_key"];
+const SECRET_KEYS: &[&str] = &[
+    "database_url",
+    "app_database_url",
+    "root_key",
+    "kms_secret_access_key",
+    "ledger_s3_secret_access_key",
+];
 const PLAIN_KEYS: &[&str] = &[
     "data_dir",
     "listen",
@@ -444,6 +532,13 @@ const PLAIN_KEYS: &[&str] = &[
     "ledger_checkpoint_interval",
     "ledger_max_batch_wait",
     "ledger_origin",
+    "ledger_s3_zones",
+    "ledger_s3_access_key_id",
+    "root_key_provider",
+    "kms_key_id",
+    "kms_region",
+    "kms_endpoint",
+    "kms_access_key_id",
 ];
 
 struct Layers<'a> {
@@ -791,6 +886,25 @@ mod tests {
             err.to_string()
                 .contains("must not be longer than `api_key_max_ttl`")
         );
+    }
+
+    /// Every setting the configuration reference documents is accepted in `rampart.toml` (a value
+    /// may still be refused, but never the setting's name).
+    #[test]
+    fn every_documented_setting_is_known_to_the_file() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let keys: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert!(keys.len() > 30 && keys.contains(&"kms_key_id"), "{keys:?}");
+        for key in keys {
+            let e = load(&[], Some(&format!("{key} = \"x\"\n")))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!e.contains("unknown setting"), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod edge;
 pub mod error;
 pub mod extract;
 pub mod keys;
+#[cfg(feature = "aws")]
+pub mod kms_root;
 pub mod leases;
 pub mod ledger_keys;
 pub mod routes;

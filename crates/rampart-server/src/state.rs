@@ -18,7 +18,7 @@ use rampart_types::{Clock, SystemClock, TenantId};
 
 use crate::audit::{AuditSink, LedgerAuditSink};
 use crate::bootstrap;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RootKeyProvider};
 use crate::keys::{KeyError, KeyManager};
 use crate::ledger_keys::LedgerKeys;
 use crate::secrets::SecretsService;
@@ -68,6 +68,13 @@ pub enum RootKeySource {
     Configured,
     /// The local key file, and whether this start created it.
     File { path: String, created: bool },
+    /// Unwrapped by AWS KMS from the file at `path`.
+    #[cfg(feature = "aws")]
+    AwsKms {
+        path: String,
+        key_id: String,
+        how: crate::kms_root::Unwrapped,
+    },
 }
 
 pub struct Inner {
@@ -141,6 +148,9 @@ const LEDGER_CHECKPOINT_KEY_LABEL: &str = "rampart/ledger-checkpoint-key/v1";
 
 /// Loads or creates the root key.
 pub fn root_key(config: &Config) -> Result<(RootKey, RootKeySource), StartError> {
+    if config.root_key_provider == RootKeyProvider::AwsKms {
+        return kms_root_key(config, true);
+    }
     if let Some(k) = &config.root_key {
         return Ok((RootKey::parse(k.expose())?, RootKeySource::Configured));
     }
@@ -158,10 +168,37 @@ pub fn root_key(config: &Config) -> Result<(RootKey, RootKeySource), StartError>
 
 /// The root key, which must already exist (commands that only read never create one).
 pub fn existing_root_key(config: &Config) -> Result<RootKey, StartError> {
+    if config.root_key_provider == RootKeyProvider::AwsKms {
+        return kms_root_key(config, false).map(|(k, _)| k);
+    }
     match &config.root_key {
         Some(k) => Ok(RootKey::parse(k.expose())?),
         None => Ok(RootKey::load_file(&config.root_key_file())?),
     }
+}
+
+#[cfg(feature = "aws")]
+fn kms_root_key(config: &Config, create: bool) -> Result<(RootKey, RootKeySource), StartError> {
+    if create {
+        create_private_dir(&config.data_dir)?;
+    }
+    let (key, how) = crate::kms_root::load(config, create)?;
+    Ok((
+        key,
+        RootKeySource::AwsKms {
+            path: config.wrapped_root_key_file().display().to_string(),
+            key_id: config.kms_key_id.clone().unwrap_or_default(),
+            how,
+        },
+    ))
+}
+
+/// The configuration refuses `aws-kms` in a build without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+fn kms_root_key(_config: &Config, _create: bool) -> Result<(RootKey, RootKeySource), StartError> {
+    Err(StartError::Setup(
+        "root key: this build has no AWS KMS support; build with `--features aws`".into(),
+    ))
 }
 
 /// This node's id: random, made on its first start and kept in its data directory (`node-id`).
@@ -346,6 +383,17 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
              Rampart keeps is protected by this one file, so back it up and keep it private, \
              and use a KMS-wrapped root key in production"
         );
+    }
+    #[cfg(feature = "aws")]
+    if let RootKeySource::AwsKms { path, key_id, how } = &root_key_source {
+        tracing::info!(path = %path, kms_key_id = %key_id, how = ?how, "root key unwrapped by AWS KMS");
+        if config.root_key_file().exists() {
+            tracing::warn!(
+                path = %config.root_key_file().display(),
+                "a plaintext root key file is still in the data directory although the root key \
+                 is wrapped by KMS; delete it"
+            );
+        }
     }
     let store = open_store(&config, &root).await?;
     let pepper = root.derive(PEPPER_LABEL)?.into_hmac()?;

@@ -57,7 +57,7 @@ pub struct TestApp {
     /// Present on the app's first start.
     pub operator_key: Option<String>,
     pub backend: Backend,
-    dir: Arc<tempfile::TempDir>,
+    pub dir: Arc<tempfile::TempDir>,
     pg: Option<Arc<PgTestDb>>,
     tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
     /// `None`: the real ledger.
