@@ -23,8 +23,8 @@ pub use error::StoreError;
 pub use records::{
     AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, FamilyRecord, LeaseFilter, LeaseKind,
     LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
-    SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
-    TenantRecord, TokenLiveness,
+    SecretBackendRecord, SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord,
+    TenantKeyState, TenantRecord, TokenLiveness,
 };
 pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};

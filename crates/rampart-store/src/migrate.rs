@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_agents_leases.sql"),
         sqlite: include_str!("../migrations/sqlite/0004_agents_leases.sql"),
     },
+    Migration {
+        version: 5,
+        name: "secret_backends",
+        postgres: include_str!("../migrations/postgres/0005_secret_backends.sql"),
+        sqlite: include_str!("../migrations/sqlite/0005_secret_backends.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

@@ -233,6 +233,19 @@ pub struct PostgresEngineRecord {
     pub updated_at: Timestamp,
 }
 
+/// An external secret backend mounted at `name` (the first segment of the paths it serves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretBackendRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// `aws_secrets_manager` or `vault_kv2`.
+    pub kind: String,
+    /// Where it is and which local secret holds its credentials; never a credential itself.
+    pub settings: serde_json::Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 /// What a lease hands out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseKind {

@@ -59,6 +59,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("agents", "SELECT, INSERT, UPDATE"),
         ("postgres_engines", "SELECT, INSERT, UPDATE, DELETE"),
         ("leases", "SELECT, INSERT, UPDATE"),
+        ("secret_backends", "SELECT, INSERT, UPDATE, DELETE"),
     ]
 }
 

@@ -305,6 +305,7 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "agents",
         "postgres_engines",
         "leases",
+        "secret_backends",
     ]
     .into_iter()
     .map(String::from)

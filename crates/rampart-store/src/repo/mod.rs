@@ -8,6 +8,7 @@
 mod agents;
 mod api_keys;
 mod audit;
+mod backends;
 mod leases;
 mod ledger_keys;
 mod meta;
