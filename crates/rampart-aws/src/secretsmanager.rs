@@ -33,6 +33,17 @@ pub struct SecretInfo {
     pub changed: Option<Timestamp>,
     /// When it was scheduled for deletion, if it is.
     pub deleted: Option<Timestamp>,
+    /// The versions that carry staging labels (`AWSCURRENT`, `AWSPREVIOUS`, …), with them.
+    pub versions_to_stages: Vec<(String, Vec<String>)>,
+}
+
+/// A secret in a listing.
+#[derive(Debug, Clone)]
+pub struct ListedSecret {
+    pub name: String,
+    pub changed: Option<Timestamp>,
+    /// The id of the version labelled `AWSCURRENT`.
+    pub current_version_id: Option<String>,
 }
 
 /// Secrets Manager in one region.
@@ -152,6 +163,20 @@ impl SecretsManager {
             created: date(&out["CreatedDate"]),
             changed: date(&out["LastChangedDate"]),
             deleted: date(&out["DeletedDate"]),
+            versions_to_stages: out["VersionIdsToStages"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(id, stages)| {
+                    let stages = stages
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect();
+                    (id.clone(), stages)
+                })
+                .collect(),
         })
     }
 
@@ -173,9 +198,9 @@ impl SecretsManager {
         Ok(())
     }
 
-    /// The names starting with `prefix` (at most [`MAX_LISTED`]), sorted.
-    pub fn list_names(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut names = Vec::new();
+    /// The secrets whose names start with `prefix` (at most [`MAX_LISTED`]), sorted by name.
+    pub fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsError> {
+        let mut listed: Vec<ListedSecret> = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut req = json!({ "MaxResults": 100 });
@@ -186,24 +211,38 @@ impl SecretsManager {
                 req["NextToken"] = json!(t);
             }
             let out = self.svc.call("ListSecrets", &req)?;
-            names.extend(
-                out["SecretList"]
-                    .as_array()
+            for s in out["SecretList"].as_array().into_iter().flatten() {
+                let Some(name) = s["Name"].as_str() else {
+                    continue;
+                };
+                // The name filter matches prefixes of words, not only of the whole name.
+                if !name.starts_with(prefix) {
+                    continue;
+                }
+                let current_version_id = s["SecretVersionsToStages"]
+                    .as_object()
                     .into_iter()
                     .flatten()
-                    .filter_map(|s| s["Name"].as_str())
-                    // The name filter matches prefixes of words, not only of the whole name.
-                    .filter(|n| n.starts_with(prefix))
-                    .map(str::to_owned),
-            );
+                    .find(|(_, stages)| {
+                        stages
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|st| st == "AWSCURRENT"))
+                    })
+                    .map(|(id, _)| id.clone());
+                listed.push(ListedSecret {
+                    name: name.to_owned(),
+                    changed: date(&s["LastChangedDate"]).or_else(|| date(&s["CreatedDate"])),
+                    current_version_id,
+                });
+            }
             token = next_token(&out, token.as_deref());
-            if token.is_none() || names.len() >= MAX_LISTED {
+            if token.is_none() || listed.len() >= MAX_LISTED {
                 break;
             }
         }
-        names.sort();
-        names.dedup();
-        names.truncate(MAX_LISTED);
-        Ok(names)
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        listed.dedup_by(|a, b| a.name == b.name);
+        listed.truncate(MAX_LISTED);
+        Ok(listed)
     }
 }

@@ -122,8 +122,12 @@ fn secrets_manager_versions_deletion_and_listing() {
         .unwrap_err();
     assert!(matches!(reused, AwsError::Service { .. }), "{reused}");
 
-    assert_eq!(sm.list_names("app/").unwrap(), ["app/api", "app/db"]);
-    assert_eq!(sm.list_names("").unwrap().len(), 3);
+    let listed = sm.list("app/").unwrap();
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["app/api", "app/db"]);
+    assert_eq!(listed[1].current_version_id.as_deref(), Some(v2));
+    assert!(listed[1].changed.is_some());
+    assert_eq!(sm.list("").unwrap().len(), 3);
 
     // Scheduled deletion hides the value until it is restored.
     sm.delete("app/db", Some(7)).unwrap();

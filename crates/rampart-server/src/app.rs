@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
 use crate::routes::{
-    agents, apikeys, audit, auth, health, keys, leases, ledger, secrets, tenants, tlog,
+    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, secrets, tenants, tlog,
 };
 use crate::state::AppState;
 
@@ -171,6 +171,8 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(secrets::rotate_key))
         .routes(routes!(secrets::break_glass))
         .routes(routes!(secrets::revoke_key))
+        .routes(routes!(backends::list_backends))
+        .routes(routes!(backends::put_backend, backends::delete_backend))
         .routes(routes!(agents::create_agent, agents::list_agents))
         .routes(routes!(agents::get_agent, agents::update_agent))
         .routes(routes!(agents::disable_agent))

@@ -12,6 +12,7 @@
 pub mod agents;
 pub mod app;
 pub mod audit;
+pub mod backends;
 pub mod bootstrap;
 pub mod config;
 pub mod credentials;

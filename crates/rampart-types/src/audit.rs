@@ -78,6 +78,8 @@ actions! {
     AgentChange = "agent.change";
     /// A dynamic credential engine was configured or removed.
     EngineChange = "engine.change";
+    /// An external secret backend was mounted, changed or removed.
+    SecretBackendChange = "secret_backend.change";
     /// A lease was issued (or the request refused).
     LeaseIssue = "lease.issue";
     /// A lease was renewed.

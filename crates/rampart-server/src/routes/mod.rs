@@ -7,6 +7,7 @@ pub mod agents;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod backends;
 pub mod health;
 pub mod keys;
 pub mod leases;

@@ -17,6 +17,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::agents::{Resource, gate, listed, listing_acl};
+use crate::backends;
 use crate::credentials::audit;
 use crate::disclosed::Disclosed;
 use crate::edge::no_store;
@@ -330,6 +331,9 @@ pub(crate) async fn read_audited(
     )
     .await?;
     let tenant = auth.principal.tenant;
+    if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
+        return read_external(state, auth, path, version, m).await;
+    }
     let now = state.clock.now();
     let opened = state.secrets.get(&mut auth.tx, tenant, path, version).await;
     let (outcome, detail) = match &opened {
@@ -351,6 +355,83 @@ pub(crate) async fn read_audited(
     audit(state, &mut auth.tx, event).await?;
     auth.tx.commit().await?;
     Ok(opened?)
+}
+
+/// Audits an operation on a mounted backend's secret in a transaction of its own (the request's
+/// ended before the backend was called) and passes its result on.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call shape for every operation"
+)]
+async fn audit_external<T>(
+    state: &AppState,
+    principal: &crate::extract::Principal,
+    ctx: &crate::extract::RequestContext,
+    scope: rampart_store::Scope,
+    action: AuditAction,
+    path: &SecretPath,
+    m: &backends::Mounted,
+    result: Result<T, ApiError>,
+    detail: impl FnOnce(&T) -> serde_json::Value,
+) -> Result<T, ApiError> {
+    let (outcome, mut detail) = match &result {
+        Ok(v) => (Outcome::Success, detail(v)),
+        Err(e) => (Outcome::Failed, json!({ "error": e.detail })),
+    };
+    detail["backend"] = m.audit_detail();
+    let event = ctx.event(
+        principal.tenant,
+        &principal.subject,
+        action,
+        format!("secret:{path}"),
+        outcome,
+        detail,
+        state.clock.now(),
+    );
+    let mut tx = state.store.begin(scope).await?;
+    audit(state, &mut tx, event).await?;
+    tx.commit().await?;
+    result
+}
+
+async fn read_external(
+    state: &AppState,
+    auth: Authed<Write, NeedSecretsRead>,
+    path: &SecretPath,
+    version: Option<i64>,
+    m: backends::Mounted,
+) -> Result<Opened, ApiError> {
+    let Authed {
+        principal, tx, ctx, ..
+    } = auth;
+    let tenant = principal.tenant;
+    let scope = tx.scope().clone();
+    let name = m.name.clone();
+    let result = backends::call(state, tx, tenant, &m, move |b| b.read(&name, version)).await;
+    let read = audit_external(
+        state,
+        &principal,
+        &ctx,
+        scope,
+        AuditAction::SecretRead,
+        path,
+        &m,
+        result,
+        |v| json!({ "version": v.version }),
+    )
+    .await?;
+    Ok(Opened {
+        version: SecretVersionRecord {
+            tenant_id: tenant,
+            path: path.to_string(),
+            version: read.version,
+            sealed: None,
+            created_at: read.created_at,
+            deleted_at: None,
+            destroyed_at: None,
+        },
+        value: Secret::new(read.value.expose().as_bytes().to_vec()),
+    })
 }
 
 /// Writes a new version of a secret and audits it, committing `auth.tx`. Returns its number.
@@ -375,6 +456,28 @@ pub(crate) async fn write_audited(
     .await?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
+    if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
+        let Authed {
+            principal, tx, ctx, ..
+        } = auth;
+        let scope = tx.scope().clone();
+        let (name, value) = (m.name.clone(), Secret::new(value.expose().clone()));
+        let result =
+            backends::call(state, tx, tenant, &m, move |b| b.write(&name, &value, cas)).await;
+        let version = audit_external(
+            state,
+            &principal,
+            &ctx,
+            scope,
+            AuditAction::SecretWrite,
+            path,
+            &m,
+            result,
+            |v| json!({ "version": v, "cas": cas_detail(cas) }),
+        )
+        .await?;
+        return Ok((version, now));
+    }
     let version = state
         .secrets
         .put(
@@ -402,7 +505,7 @@ pub(crate) async fn write_audited(
 
 /// What a delete, undelete or destroy does to the versions it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VersionChange {
+pub enum VersionChange {
     Delete,
     Undelete,
     Destroy,
@@ -437,6 +540,41 @@ pub(crate) async fn change_versions(
     .await?;
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
+    if versions
+        .as_ref()
+        .is_some_and(|v| v.is_empty() || v.len() > MAX_VERSIONS_PER_CALL)
+    {
+        return Err(ApiError::validation(format!(
+            "`versions` names 1 to {MAX_VERSIONS_PER_CALL} versions"
+        )));
+    }
+    if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
+        let Authed {
+            principal, tx, ctx, ..
+        } = auth;
+        let scope = tx.scope().clone();
+        let (name, asked) = (m.name.clone(), versions.clone());
+        let result = backends::call(state, tx, tenant, &m, move |b| {
+            b.change(&name, asked.as_deref(), change)
+        })
+        .await;
+        let changed = audit_external(
+            state,
+            &principal,
+            &ctx,
+            scope,
+            change.action(),
+            &path,
+            &m,
+            result,
+            |n| json!({ "versions": versions, "changed": n }),
+        )
+        .await?;
+        return Ok(Json(VersionsChanged {
+            path: path.to_string(),
+            changed,
+        }));
+    }
     let secret = auth
         .tx
         .secret(tenant, path.as_str())
@@ -597,6 +735,27 @@ pub async fn metadata(
     )
     .await?;
     let tenant = auth.principal.tenant;
+    if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
+        let name = m.name.clone();
+        let meta = backends::call(&state, auth.tx, tenant, &m, move |b| b.metadata(&name)).await?;
+        return Ok(Json(SecretMetadata {
+            path: path.to_string(),
+            current_version: meta.current_version,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            versions: meta
+                .versions
+                .iter()
+                .map(|v| VersionView {
+                    version: v.version,
+                    created_at: v.created_at,
+                    deleted_at: v.deleted_at,
+                    destroyed_at: v.destroyed.then_some(v.created_at),
+                    key_version: None,
+                })
+                .collect(),
+        }));
+    }
     let secret = auth
         .tx
         .secret(tenant, path.as_str())
@@ -617,6 +776,7 @@ pub async fn metadata(
     security(("bearer" = ["secrets:read"])),
     responses((status = 200, description = "A page of secrets", body = SecretList)))]
 pub async fn list(
+    State(state): State<AppState>,
     mut auth: Authed<Read, NeedSecretsRead>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
@@ -635,6 +795,10 @@ pub async fn list(
         ));
     }
     let tenant = auth.principal.tenant;
+    let prefix = q.prefix.as_deref().unwrap_or("");
+    if let Some(m) = backends::mounted(&mut auth.tx, tenant, prefix).await? {
+        return list_external(&state, auth, m, q.after.as_deref(), limit).await;
+    }
     let mut page = auth
         .tx
         .list_secrets(
@@ -657,6 +821,44 @@ pub async fn list(
     Ok(Json(SecretList {
         next,
         secrets: page.iter().map(SecretSummary::from).collect(),
+    }))
+}
+
+/// [`list`] under a mounted backend: the backend lists every match (at most 10,000), paged
+/// here.
+async fn list_external(
+    state: &AppState,
+    mut auth: Authed<Read, NeedSecretsRead>,
+    m: backends::Mounted,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Json<SecretList>, ApiError> {
+    let acl = listing_acl(&mut auth).await?;
+    let tenant = auth.principal.tenant;
+    let name = m.name.clone();
+    let all = backends::call(state, auth.tx, tenant, &m, move |b| b.list(&name)).await?;
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let mut page: Vec<SecretSummary> = all
+        .into_iter()
+        .map(|s| SecretSummary {
+            path: format!("{}/{}", m.mount, s.name),
+            current_version: s.current_version,
+            updated_at: s.updated_at,
+        })
+        .filter(|s| after.is_none_or(|a| s.path.as_str() > a))
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = if more {
+        page.last().map(|s| s.path.clone())
+    } else {
+        None
+    };
+    page.retain(|s| listed(acl.as_ref(), &s.path));
+    Ok(Json(SecretList {
+        next,
+        secrets: page,
     }))
 }
 

@@ -1,7 +1,9 @@
 //! A HashiCorp Vault KV v2 subset under `/vault/v1/{mount}/…`, so existing Vault clients work
 //! against Rampart unchanged: read (`GET …/data/{path}[?version=N]`), write (`POST`/`PUT
 //! …/data/{path}` with `{"data": {…}, "options": {"cas": N}}`), soft-delete of the newest version
-//! (`DELETE …/data/{path}`) and listing (`LIST …/metadata/{path}`, or `GET` with `?list=true`).
+//! (`DELETE …/data/{path}`), soft-delete, undelete and destroy of given versions (`POST
+//! …/delete|undelete|destroy/{path}` with `{"versions": […]}`), a secret's metadata (`GET
+//! …/metadata/{path}`) and listing (`LIST …/metadata/{path}`, or `GET` with `?list=true`).
 //!
 //! Its contract is Vault's wire format, not Rampart's OpenAPI document: the token comes in
 //! `X-Vault-Token` (a Rampart access token), errors are `{"errors": […]}`. The secret at
@@ -18,7 +20,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use rampart_crypto::Secret;
 use rampart_types::Timestamp;
 use serde::Deserialize;
@@ -28,7 +30,9 @@ use crate::agents::{listed, listing_acl};
 use crate::disclosed::Disclosed;
 use crate::edge::no_store;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{ApiJson, ApiQuery, Authed, NeedSecretsRead, NeedSecretsWrite, Read, Write};
+use crate::extract::{
+    ApiJson, ApiQuery, Authed, NeedSecretsAdmin, NeedSecretsRead, NeedSecretsWrite, Read, Write,
+};
 use crate::routes::secrets::{
     VersionChange, cas_from, change_versions, read_audited, secret_path, write_audited,
 };
@@ -43,7 +47,16 @@ pub fn router() -> Router<AppState> {
             "/vault/v1/{mount}/data/{*path}",
             get(read).post(write).put(write).delete(delete_latest),
         )
-        .route("/vault/v1/{mount}/metadata/{*path}", any(list))
+        .route(
+            "/vault/v1/{mount}/metadata/{*path}",
+            get(read_metadata).fallback(list),
+        )
+        .route("/vault/v1/{mount}/delete/{*path}", post(delete_versions))
+        .route(
+            "/vault/v1/{mount}/undelete/{*path}",
+            post(undelete_versions),
+        )
+        .route("/vault/v1/{mount}/destroy/{*path}", post(destroy_versions))
         .route("/vault/v1/{mount}/metadata", any(list_root))
         .route("/vault/v1/{mount}/metadata/", any(list_root))
 }
@@ -192,6 +205,118 @@ async fn delete_latest(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Deserialize)]
+struct VersionsBody {
+    versions: Vec<i64>,
+}
+
+async fn change(
+    state: AppState,
+    auth: Authed<Write, impl crate::extract::Need>,
+    mount: &str,
+    path: &str,
+    versions: Vec<i64>,
+    change: VersionChange,
+) -> Result<Response, ApiError> {
+    let p = path_of(mount, path)?;
+    let _changed = change_versions(&state, auth, p.as_str(), Some(versions), change).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_versions(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsWrite>,
+    Path((mount, path)): Path<(String, String)>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Response, ApiError> {
+    change(
+        state,
+        auth,
+        &mount,
+        &path,
+        body.versions,
+        VersionChange::Delete,
+    )
+    .await
+}
+
+async fn undelete_versions(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsWrite>,
+    Path((mount, path)): Path<(String, String)>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Response, ApiError> {
+    change(
+        state,
+        auth,
+        &mount,
+        &path,
+        body.versions,
+        VersionChange::Undelete,
+    )
+    .await
+}
+
+async fn destroy_versions(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsAdmin>,
+    Path((mount, path)): Path<(String, String)>,
+    ApiJson(body): ApiJson<VersionsBody>,
+) -> Result<Response, ApiError> {
+    change(
+        state,
+        auth,
+        &mount,
+        &path,
+        body.versions,
+        VersionChange::Destroy,
+    )
+    .await
+}
+
+/// A secret's metadata in Vault's shape (or, with `?list=true`, a listing).
+async fn read_metadata(
+    State(state): State<AppState>,
+    auth: Authed<Write, NeedSecretsRead>,
+    Path((mount, path)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    if q.list.as_deref() == Some("true") {
+        return list_under(&Method::GET, auth, &mount, &path, &q).await;
+    }
+    let p = path_of(&mount, &path)?;
+    let axum::Json(m) =
+        crate::routes::secrets::metadata(State(state), auth, Path(p.to_string())).await?;
+    let time = |t: Option<Timestamp>| t.map_or(String::new(), Timestamp::to_rfc3339);
+    let versions: serde_json::Map<String, Value> = m
+        .versions
+        .iter()
+        .map(|v| {
+            (
+                v.version.to_string(),
+                json!({
+                    "created_time": v.created_at.to_rfc3339(),
+                    "deletion_time": time(v.deleted_at),
+                    "destroyed": v.destroyed_at.is_some(),
+                }),
+            )
+        })
+        .collect();
+    let oldest = m.versions.first().map_or(0, |v| v.version);
+    Ok(axum::Json(envelope(json!({
+        "cas_required": false,
+        "created_time": m.created_at.to_rfc3339(),
+        "current_version": m.current_version,
+        "custom_metadata": null,
+        "delete_version_after": "0s",
+        "max_versions": 0,
+        "oldest_version": oldest,
+        "updated_time": m.updated_at.to_rfc3339(),
+        "versions": versions,
+    })))
+    .into_response())
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     list: Option<String>,
@@ -216,9 +341,9 @@ async fn list_root(
 }
 
 /// The keys one level under a folder: names, and sub-folders with a trailing `/`.
-async fn list_under(
+async fn list_under<A: crate::extract::Access>(
     method: &Method,
-    mut auth: Authed<Read, NeedSecretsRead>,
+    mut auth: Authed<A, NeedSecretsRead>,
     mount: &str,
     path: &str,
     q: &ListQuery,
