@@ -53,6 +53,15 @@ async fn get(app: &TestApp, t: &str, path: &str) -> common::Res {
     app.get(&format!("/v1/secrets/{path}"), t).await
 }
 
+fn listed_paths(body: &Value) -> Vec<&str> {
+    body["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_secrets_manager_behind_the_secrets_api() {
     let moto = MotoServer::start();
@@ -126,12 +135,7 @@ async fn aws_secrets_manager_behind_the_secrets_api() {
     assert_eq!(r.body["current_version"], 2, "{}", r.text);
     assert_eq!(r.body["versions"].as_array().unwrap().len(), 2);
     let r = get(&app, &t, "metadata?prefix=aws/app/").await;
-    let paths: Vec<&str> = r.body["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["path"].as_str().unwrap())
-        .collect();
+    let paths = listed_paths(&r.body);
     assert_eq!(paths, ["aws/app/api", "aws/app/db"], "{}", r.text);
 
     // Secrets Manager deletes whole secrets.
@@ -256,12 +260,7 @@ async fn a_vault_kv2_mount_behind_the_secrets_api() {
     put(&app, &t, "data/corp/other", json!({ "value": "o" })).await;
     let r = get(&app, &t, "metadata?prefix=corp/app/").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let paths: Vec<&str> = r.body["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["path"].as_str().unwrap())
-        .collect();
+    let paths = listed_paths(&r.body);
     assert_eq!(paths, ["corp/app/api", "corp/app/db"], "{}", r.text);
 
     // Versions: delete, undelete, destroy, and the metadata that shows them.

@@ -20,9 +20,11 @@ use utoipa::ToSchema;
 
 use crate::routes::secrets::VersionChange;
 
-/// A mounted backend's settings, as stored and as the API takes them.
+/// A mounted backend's settings, as stored and as the API takes them. Unknown fields are ignored:
+/// the OpenAPI generator cannot mark the variants of a tagged enum closed, and the document and
+/// the server must agree.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BackendSettings {
     /// AWS Secrets Manager. The credentials secret holds
     /// `{"access_key_id": …, "secret_access_key": …, "session_token": …?}`.
@@ -30,7 +32,7 @@ pub enum BackendSettings {
         #[schema(pattern = "^[a-z0-9-]{1,32}$")]
         region: String,
         /// Default: AWS's regional endpoint.
-        #[schema(max_length = 256, pattern = r"^https?://[A-Za-z0-9.:\[\]-]+/?$")]
+        #[schema(max_length = 256, pattern = r"^https?://[A-Za-z0-9.:-]+/?$")]
         endpoint: Option<String>,
         /// The local secret path holding the credentials.
         #[schema(
@@ -42,7 +44,7 @@ pub enum BackendSettings {
     /// A HashiCorp Vault KV v2 mount. The credentials secret holds the Vault token.
     VaultKv2 {
         /// `http(s)://host[:port]` of the Vault server.
-        #[schema(max_length = 256, pattern = r"^https?://[A-Za-z0-9.:\[\]-]+/?$")]
+        #[schema(max_length = 256, pattern = r"^https?://[A-Za-z0-9.:-]+/?$")]
         address: String,
         /// The KV v2 mount there, e.g. `secret`.
         #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
