@@ -357,23 +357,23 @@ pub(crate) async fn read_audited(
     Ok(opened?)
 }
 
-/// Audits an operation on a mounted backend's secret in a transaction of its own (the request's
-/// ended before the backend was called) and passes its result on.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call shape for every operation"
-)]
-async fn audit_external<T>(
+/// Runs `op` on the backend mounted at `path` (the request's transaction ends before the
+/// backend is called), then audits the outcome in a transaction of its own and passes the
+/// result on.
+async fn external<T: Send + 'static>(
     state: &AppState,
-    principal: &crate::extract::Principal,
-    ctx: &crate::extract::RequestContext,
-    scope: rampart_store::Scope,
+    auth: Authed<Write, impl crate::extract::Need>,
     action: AuditAction,
     path: &SecretPath,
     m: &backends::Mounted,
-    result: Result<T, ApiError>,
+    op: impl FnOnce(&dyn backends::Backend) -> Result<T, backends::BackendError> + Send + 'static,
     detail: impl FnOnce(&T) -> serde_json::Value,
 ) -> Result<T, ApiError> {
+    let Authed {
+        principal, tx, ctx, ..
+    } = auth;
+    let scope = tx.scope().clone();
+    let result = backends::call(state, tx, principal.tenant, m, op).await;
     let (outcome, mut detail) = match &result {
         Ok(v) => (Outcome::Success, detail(v)),
         Err(e) => (Outcome::Failed, json!({ "error": e.detail })),
@@ -401,22 +401,15 @@ async fn read_external(
     version: Option<i64>,
     m: backends::Mounted,
 ) -> Result<Opened, ApiError> {
-    let Authed {
-        principal, tx, ctx, ..
-    } = auth;
-    let tenant = principal.tenant;
-    let scope = tx.scope().clone();
+    let tenant = auth.principal.tenant;
     let name = m.name.clone();
-    let result = backends::call(state, tx, tenant, &m, move |b| b.read(&name, version)).await;
-    let read = audit_external(
+    let read = external(
         state,
-        &principal,
-        &ctx,
-        scope,
+        auth,
         AuditAction::SecretRead,
         path,
         &m,
-        result,
+        move |b| b.read(&name, version),
         |v| json!({ "version": v.version }),
     )
     .await?;
@@ -457,22 +450,14 @@ pub(crate) async fn write_audited(
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
     if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
-        let Authed {
-            principal, tx, ctx, ..
-        } = auth;
-        let scope = tx.scope().clone();
         let (name, value) = (m.name.clone(), Secret::new(value.expose().clone()));
-        let result =
-            backends::call(state, tx, tenant, &m, move |b| b.write(&name, &value, cas)).await;
-        let version = audit_external(
+        let version = external(
             state,
-            &principal,
-            &ctx,
-            scope,
+            auth,
             AuditAction::SecretWrite,
             path,
             &m,
-            result,
+            move |b| b.write(&name, &value, cas),
             |v| json!({ "version": v, "cas": cas_detail(cas) }),
         )
         .await?;
@@ -549,24 +534,14 @@ pub(crate) async fn change_versions(
         )));
     }
     if let Some(m) = backends::mounted(&mut auth.tx, tenant, path.as_str()).await? {
-        let Authed {
-            principal, tx, ctx, ..
-        } = auth;
-        let scope = tx.scope().clone();
         let (name, asked) = (m.name.clone(), versions.clone());
-        let result = backends::call(state, tx, tenant, &m, move |b| {
-            b.change(&name, asked.as_deref(), change)
-        })
-        .await;
-        let changed = audit_external(
+        let changed = external(
             state,
-            &principal,
-            &ctx,
-            scope,
+            auth,
             change.action(),
             &path,
             &m,
-            result,
+            move |b| b.change(&name, asked.as_deref(), change),
             |n| json!({ "versions": versions, "changed": n }),
         )
         .await?;
