@@ -111,6 +111,17 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// Reads a response body (at most 16 MiB) into a buffer zeroized on drop: bodies may carry
+/// secret values or key material.
+pub fn read_body(resp: &mut ureq::http::Response<ureq::Body>) -> std::io::Result<Secret<Vec<u8>>> {
+    let mut bytes = Secret::new(Vec::new());
+    resp.body_mut()
+        .as_reader()
+        .take(MAX_RESPONSE)
+        .read_to_end(bytes.expose_mut())?;
+    Ok(bytes)
+}
+
 /// A service speaking AWS's JSON 1.1 protocol (`POST /` with `X-Amz-Target: <prefix>.<op>`).
 pub struct JsonService {
     service: &'static str,
@@ -208,12 +219,7 @@ impl JsonService {
             .run(req)
             .map_err(|e| transport(format!("{} unreachable: {e}", self.endpoint)))?;
         let status = resp.status().as_u16();
-        let mut bytes = Secret::new(Vec::new());
-        resp.body_mut()
-            .as_reader()
-            .take(MAX_RESPONSE)
-            .read_to_end(bytes.expose_mut())
-            .map_err(|e| transport(e.to_string()))?;
+        let bytes = read_body(&mut resp).map_err(|e| transport(e.to_string()))?;
         let bytes = bytes.expose();
         let json: Option<Value> = if bytes.is_empty() {
             Some(Value::Object(serde_json::Map::new()))

@@ -3,9 +3,9 @@
 //! value that is a JSON object is written as that map, any other value as `{"value": …}`, and a
 //! map read back is the JSON of the map unless it is exactly `{"value": "…"}`.
 
-use std::io::Read;
 use std::time::Duration;
 
+use rampart_aws::sigv4::uri_encode;
 use rampart_crypto::Secret;
 use rampart_store::Cas;
 use rampart_types::Timestamp;
@@ -16,8 +16,6 @@ use super::{
 };
 use crate::routes::secrets::VersionChange;
 
-/// Largest response read.
-const MAX_RESPONSE: u64 = 16 << 20;
 /// Most names a listing collects.
 const MAX_LISTED: usize = 10_000;
 
@@ -34,19 +32,6 @@ fn ts(v: &Value) -> Option<Timestamp> {
         .and_then(|s| Timestamp::parse_rfc3339(s).ok())
 }
 
-/// Percent-encodes each segment of a path (keeping `/`).
-fn encode_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for b in p.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl VaultBackend {
     pub fn connect(
         address: &str,
@@ -60,11 +45,6 @@ impl VaultBackend {
             ));
         }
         let token = Secret::new(token.expose().trim().to_owned());
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
         Ok(Self {
             base: format!(
                 "{}{}/{}",
@@ -73,7 +53,7 @@ impl VaultBackend {
                 mount
             ),
             token,
-            agent,
+            agent: rampart_aws::agent(Duration::from_secs(30)),
         })
     }
 
@@ -86,7 +66,7 @@ impl VaultBackend {
         query: &str,
         body: Option<&Secret<String>>,
     ) -> Result<(u16, Value), BackendError> {
-        let url = format!("{}/{what}/{}{query}", self.base, encode_path(path));
+        let url = format!("{}/{what}/{}{query}", self.base, uri_encode(path, true));
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(&url)
@@ -105,12 +85,7 @@ impl VaultBackend {
         };
         let mut resp = sent.map_err(|e| unreachable(e.to_string()))?;
         let status = resp.status().as_u16();
-        let mut bytes = Secret::new(Vec::new());
-        resp.body_mut()
-            .as_reader()
-            .take(MAX_RESPONSE)
-            .read_to_end(bytes.expose_mut())
-            .map_err(|e| unreachable(e.to_string()))?;
+        let bytes = rampart_aws::read_body(&mut resp).map_err(|e| unreachable(e.to_string()))?;
         let json = serde_json::from_slice(bytes.expose()).unwrap_or(Value::Null);
         Ok((status, json))
     }
@@ -126,9 +101,7 @@ impl VaultBackend {
         let msg = format!("Vault {what}: HTTP {status}: {}", errors.join("; "));
         match status {
             404 => BackendError::NotFound(msg),
-            400 if errors.iter().any(|e| e.contains("check-and-set")) => {
-                BackendError::Conflict(msg)
-            }
+            // 400 is also how Vault reports a failed check-and-set.
             400 | 409 | 412 => BackendError::Conflict(msg),
             _ => BackendError::Unavailable(msg),
         }
