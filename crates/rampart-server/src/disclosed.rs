@@ -9,6 +9,14 @@ use crate::error::ApiError;
 
 pub struct Disclosed(SecretString);
 
+/// A stored value as text, or `None` if it is not UTF-8 (values are stored as UTF-8).
+#[must_use]
+pub fn stored_text(value: &Secret<Vec<u8>>) -> Option<SecretString> {
+    std::str::from_utf8(value.expose())
+        .ok()
+        .map(|s| SecretString::new(s.to_owned()))
+}
+
 impl Disclosed {
     #[must_use]
     pub fn new(secret: SecretString) -> Self {
@@ -17,9 +25,9 @@ impl Disclosed {
 
     /// A stored value as text (values are stored as UTF-8; anything else is corruption).
     pub fn utf8(value: &Secret<Vec<u8>>) -> Result<Self, ApiError> {
-        std::str::from_utf8(value.expose())
-            .map(|s| Self(SecretString::new(s.to_owned())))
-            .map_err(|_| ApiError::internal("a stored value is not UTF-8"))
+        stored_text(value)
+            .map(Self)
+            .ok_or_else(|| ApiError::internal("a stored value is not UTF-8"))
     }
 
     /// The text, for the few places that reshape it before it is serialized.

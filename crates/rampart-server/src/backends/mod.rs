@@ -292,13 +292,12 @@ pub async fn call<T: Send + 'static>(
             ))
         })?;
     tx.commit().await?;
-    let creds = String::from_utf8(opened.value.expose().clone()).map_err(|_| {
+    let creds = crate::disclosed::stored_text(&opened.value).ok_or_else(|| {
         BackendError::Unavailable(format!(
             "backend `{}`: its credentials secret is not UTF-8",
             m.mount
         ))
     })?;
-    let creds = Secret::new(creds);
     let settings = m.settings.clone();
     tokio::task::spawn_blocking(move || op(&*connect(&settings, creds)?))
         .await
