@@ -52,6 +52,15 @@ pub struct SecretsManager {
     svc: JsonService,
 }
 
+/// The strings of a JSON array (none when it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// AWS's dates are epoch seconds with a fraction.
 fn date(v: &Value) -> Option<Timestamp> {
     v.as_f64()
@@ -126,30 +135,45 @@ impl SecretsManager {
 
     /// Every version, deprecated ones too.
     pub fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, AwsError> {
-        const OP: &str = "ListSecretVersionIds";
         let mut all = Vec::new();
+        self.each_item(
+            "ListSecretVersionIds",
+            json!({ "SecretId": name, "IncludeDeprecated": true, "MaxResults": 100 }),
+            "Versions",
+            |v| {
+                all.push(VersionInfo {
+                    version_id: v["VersionId"].as_str().unwrap_or_default().to_owned(),
+                    stages: strings(&v["VersionStages"]),
+                    created: date(&v["CreatedDate"]),
+                });
+                true
+            },
+        )?;
+        Ok(all)
+    }
+
+    /// Calls a paged list operation page after page, handing each element of the array `items`
+    /// to `keep`, until the last page or [`MAX_LISTED`] kept elements.
+    fn each_item(
+        &self,
+        op: &str,
+        mut req: Value,
+        items: &str,
+        mut keep: impl FnMut(&Value) -> bool,
+    ) -> Result<(), AwsError> {
         let mut token: Option<String> = None;
+        let mut kept = 0;
         loop {
-            let mut req = json!({ "SecretId": name, "IncludeDeprecated": true, "MaxResults": 100 });
             if let Some(t) = &token {
                 req["NextToken"] = json!(t);
             }
-            let out = self.svc.call(OP, &req)?;
-            for v in out["Versions"].as_array().into_iter().flatten() {
-                all.push(VersionInfo {
-                    version_id: v["VersionId"].as_str().unwrap_or_default().to_owned(),
-                    stages: v["VersionStages"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect(),
-                    created: date(&v["CreatedDate"]),
-                });
+            let out = self.svc.call(op, &req)?;
+            for item in out[items].as_array().into_iter().flatten() {
+                kept += usize::from(keep(item));
             }
             token = next_token(&out, token.as_deref());
-            if token.is_none() || all.len() >= MAX_LISTED {
-                return Ok(all);
+            if token.is_none() || kept >= MAX_LISTED {
+                return Ok(());
             }
         }
     }
@@ -167,15 +191,7 @@ impl SecretsManager {
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(id, stages)| {
-                    let stages = stages
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect();
-                    (id.clone(), stages)
-                })
+                .map(|(id, stages)| (id.clone(), strings(stages)))
                 .collect(),
         })
     }
@@ -201,45 +217,28 @@ impl SecretsManager {
     /// The secrets whose names start with `prefix` (at most [`MAX_LISTED`]), sorted by name.
     pub fn list(&self, prefix: &str) -> Result<Vec<ListedSecret>, AwsError> {
         let mut listed: Vec<ListedSecret> = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = json!({ "MaxResults": 100 });
-            if !prefix.is_empty() {
-                req["Filters"] = json!([{ "Key": "name", "Values": [prefix] }]);
-            }
-            if let Some(t) = &token {
-                req["NextToken"] = json!(t);
-            }
-            let out = self.svc.call("ListSecrets", &req)?;
-            for s in out["SecretList"].as_array().into_iter().flatten() {
-                let Some(name) = s["Name"].as_str() else {
-                    continue;
-                };
-                // The name filter matches prefixes of words, not only of the whole name.
-                if !name.starts_with(prefix) {
-                    continue;
-                }
-                let current_version_id = s["SecretVersionsToStages"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .find(|(_, stages)| {
-                        stages
-                            .as_array()
-                            .is_some_and(|a| a.iter().any(|st| st == "AWSCURRENT"))
-                    })
-                    .map(|(id, _)| id.clone());
-                listed.push(ListedSecret {
-                    name: name.to_owned(),
-                    changed: date(&s["LastChangedDate"]).or_else(|| date(&s["CreatedDate"])),
-                    current_version_id,
-                });
-            }
-            token = next_token(&out, token.as_deref());
-            if token.is_none() || listed.len() >= MAX_LISTED {
-                break;
-            }
+        let mut req = json!({ "MaxResults": 100 });
+        if !prefix.is_empty() {
+            req["Filters"] = json!([{ "Key": "name", "Values": [prefix] }]);
         }
+        self.each_item("ListSecrets", req, "SecretList", |s| {
+            // The name filter matches prefixes of words, not only of the whole name.
+            let Some(name) = s["Name"].as_str().filter(|n| n.starts_with(prefix)) else {
+                return false;
+            };
+            let current_version_id = s["SecretVersionsToStages"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .find(|(_, stages)| strings(stages).iter().any(|st| st == "AWSCURRENT"))
+                .map(|(id, _)| id.clone());
+            listed.push(ListedSecret {
+                name: name.to_owned(),
+                changed: date(&s["LastChangedDate"]).or_else(|| date(&s["CreatedDate"])),
+                current_version_id,
+            });
+            true
+        })?;
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         listed.dedup_by(|a, b| a.name == b.name);
         listed.truncate(MAX_LISTED);
