@@ -156,6 +156,16 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
+    tx.upsert_secret_backend(&rampart_store::SecretBackendRecord {
+        tenant_id: tenant,
+        name: "aws".into(),
+        kind: "aws_secrets_manager".into(),
+        settings: serde_json::json!({ "kind": "aws_secrets_manager", "region": "eu-west-1", "credentials": "ops/aws" }),
+        created_at: now(),
+        updated_at: now(),
+    })
+    .await
+    .unwrap();
     tx.insert_lease(&rampart_store::LeaseRecord {
         tenant_id: tenant,
         id: rampart_types::LeaseId::random(),
