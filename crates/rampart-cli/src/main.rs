@@ -7,6 +7,7 @@ mod client;
 mod secret;
 mod serve;
 mod token;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// Standard Webhooks signatures: sign a body, or verify a received one.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
+    },
     /// Benchmark harnesses (each figure beside its baseline, reported as a ratio).
     Bench {
         #[command(subcommand)]
@@ -112,6 +118,7 @@ fn main() -> ExitCode {
             Command::Operator {
                 command: OperatorCommand::Recover(args),
             } => serve::recover_operator(args).await,
+            Command::Webhook { command } => webhook::run(command),
             Command::Bench { command } => bench::run(command).await,
             Command::Version => {
                 println!("rampart {}", env!("CARGO_PKG_VERSION"));

@@ -25,6 +25,21 @@ impl HmacKey {
         state.map(Self)
     }
 
+    /// A key whose length a wire protocol fixes, not Rampart (Standard Webhooks secrets are 24 to
+    /// 64 bytes, chosen by whoever made the endpoint). Only an empty key is refused.
+    pub fn from_protocol_key(mut bytes: Vec<u8>) -> Result<Self, crate::CryptoError> {
+        let state = if bytes.is_empty() {
+            Err(crate::CryptoError::InvalidKey(
+                "an HMAC key cannot be empty",
+            ))
+        } else {
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes)
+                .map_err(|_| crate::CryptoError::InvalidKey("rejected HMAC key"))
+        };
+        bytes.zeroize();
+        state.map(Self)
+    }
+
     fn keyed(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
         let mut m = self.0.clone();
         for p in parts {
@@ -96,5 +111,11 @@ mod tests {
     #[test]
     fn short_keys_are_refused() {
         assert!(HmacKey::new(vec![1; 31]).is_err());
+        assert!(HmacKey::from_protocol_key(Vec::new()).is_err());
+        let short = HmacKey::from_protocol_key(b"Jefe".to_vec()).unwrap();
+        assert_eq!(
+            short.sign(&[b"what do ya want ", b"for nothing?"]).to_vec(),
+            hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
     }
 }
