@@ -128,6 +128,9 @@ impl Transport for NatsTransport {
                         ack_policy: consumer::AckPolicy::Explicit,
                         ack_wait: self.ack_wait,
                         filter_subject: topic.to_owned(),
+                        // A new group starts at the messages published after it was made; an
+                        // existing one resumes where it left off.
+                        deliver_policy: consumer::DeliverPolicy::New,
                         ..Default::default()
                     },
                 )

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use rampart_crypto::random_string;
 use rampart_types::{Clock, SystemClock};
-use rampart_webhooks::{Headers, Signer, SigningSecret, Verifier, VerifyKey};
+use rampart_webhooks::{Headers, Signer, SigningSecret, Verifier, VerifyKey, new_message_id};
 
 #[derive(Subcommand, Debug)]
 pub enum WebhookCommand {
@@ -51,13 +50,6 @@ pub enum WebhookCommand {
         #[arg(long)]
         signature: String,
     },
-}
-
-const ID_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// A new message id: `msg_` and 26 base-62 characters (about 154 random bits).
-pub fn new_message_id() -> anyhow::Result<String> {
-    Ok(format!("msg_{}", random_string(ID_ALPHABET, 26)?))
 }
 
 fn stdin_bytes() -> anyhow::Result<Vec<u8>> {

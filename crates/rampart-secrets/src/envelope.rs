@@ -36,6 +36,16 @@ fn dek_aad(tenant: TenantId, key_version: u32, path: &SecretPath, version: u32) 
     format!("rampart/secret-dek/v1\0{tenant}\0{key_version}\0{version}\0{path}").into_bytes()
 }
 
+fn small_aad(tenant: TenantId, key_version: u32, context: &str) -> Vec<u8> {
+    format!("rampart/kek-sealed/v1\0{tenant}\0{key_version}\0{context}").into_bytes()
+}
+
+/// The KEK version a [`Kek::seal_small`] blob was sealed under.
+#[must_use]
+pub fn small_key_version(sealed: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(sealed.get(..4)?.try_into().ok()?))
+}
+
 fn value_aad(tenant: TenantId, path: &SecretPath, version: u32) -> Vec<u8> {
     format!("rampart/secret-value/v1\0{tenant}\0{version}\0{path}").into_bytes()
 }
@@ -125,6 +135,34 @@ impl Kek {
     #[must_use]
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// Seals a small value (a key Rampart keeps for the tenant, such as a webhook signing
+    /// secret) directly under this KEK, bound to `context`, which names what it is and where
+    /// it belongs; the blob starts with the KEK version. Secrets of the store use
+    /// [`Kek::seal`] instead.
+    pub fn seal_small(&self, context: &str, value: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = self.version.to_be_bytes().to_vec();
+        out.extend(
+            self.key
+                .seal(&small_aad(self.tenant, self.version, context), value)?,
+        );
+        Ok(out)
+    }
+
+    /// Opens a [`Kek::seal_small`] blob sealed for `context`.
+    pub fn open_small(
+        &self,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<Secret<Vec<u8>>, EnvelopeError> {
+        let version = small_key_version(sealed).ok_or(EnvelopeError::DoesNotOpen)?;
+        if version != self.version {
+            return Err(EnvelopeError::WrongKeyVersion(self.version, version));
+        }
+        Ok(self
+            .key
+            .open(&small_aad(self.tenant, self.version, context), &sealed[4..])?)
     }
 
     /// Seals `value` as version `version` of the secret at `path`: a fresh data key encrypts
@@ -225,6 +263,34 @@ mod tests {
 
     fn wrapper() -> KekWrapper {
         KekWrapper::from_root(&RootKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn small_values_open_only_in_their_context_tenant_and_key_version() {
+        let w = wrapper();
+        let t = TenantId::random();
+        let (k1, _) = w.generate(t, 1).unwrap();
+        let (k2, _) = w.generate(t, 2).unwrap();
+        let (other, _) = w.generate(TenantId::random(), 1).unwrap();
+        let sealed = k1.seal_small("webhook/a/1", b"whsec_x").unwrap();
+        assert_eq!(small_key_version(&sealed), Some(1));
+        assert_eq!(
+            k1.open_small("webhook/a/1", &sealed).unwrap().expose(),
+            b"whsec_x"
+        );
+        assert_eq!(
+            k1.open_small("webhook/b/1", &sealed).unwrap_err(),
+            EnvelopeError::DoesNotOpen
+        );
+        assert_eq!(
+            other.open_small("webhook/a/1", &sealed).unwrap_err(),
+            EnvelopeError::DoesNotOpen
+        );
+        assert_eq!(
+            k2.open_small("webhook/a/1", &sealed).unwrap_err(),
+            EnvelopeError::WrongKeyVersion(2, 1)
+        );
+        assert_eq!(small_key_version(&[1, 2]), None);
     }
 
     #[test]

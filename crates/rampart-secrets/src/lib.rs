@@ -20,5 +20,5 @@ mod path;
 pub mod postgres;
 
 pub use acl::{Allowlist, InvalidPattern, MAX_PATTERN_LEN, MAX_PATTERNS, PathPattern};
-pub use envelope::{EnvelopeError, Kek, KekWrapper, SealedValue};
+pub use envelope::{EnvelopeError, Kek, KekWrapper, SealedValue, small_key_version};
 pub use path::{InvalidPath, MAX_PATH_LEN, SecretPath};

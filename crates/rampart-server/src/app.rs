@@ -24,6 +24,7 @@ use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
 use crate::routes::{
     agents, apikeys, audit, auth, backends, health, keys, leases, ledger, secrets, tenants, tlog,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -44,6 +45,7 @@ use crate::state::AppState;
         (name = "audit", description = "The audit trail and its tamper-evident ledger"),
         (name = "tlog", description = "The ledger as a C2SP tiled transparency log (read-only, public)"),
         (name = "keys", description = "Signing keys"),
+        (name = "webhooks", description = "Signed outgoing webhooks (Standard Webhooks): endpoints, deliveries, replay"),
         (name = "secrets", description = "Versioned secrets, sealed under per-tenant key-encryption keys"),
         (name = "agents", description = "Agent profiles with their allowlists, and dynamic credential engines"),
         (name = "leases", description = "Just-in-time credentials for an agent and a mission"),
@@ -171,6 +173,17 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(secrets::rotate_key))
         .routes(routes!(secrets::break_glass))
         .routes(routes!(secrets::revoke_key))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::change_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_key))
+        .routes(routes!(webhooks::replay_endpoint))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::replay_delivery))
         .routes(routes!(backends::list_backends))
         .routes(routes!(backends::put_backend, backends::delete_backend))
         .routes(routes!(agents::create_agent, agents::list_agents))
@@ -259,11 +272,22 @@ pub async fn serve(
     let app = router(state.clone());
     let maintenance = tokio::spawn(maintenance(state.clone()));
     let sweeper = tokio::spawn(lease_sweeper(state.clone()));
+    let deliveries = tokio::spawn(crate::webhooks::run_worker(
+        state.clone(),
+        state.webhook_wake.clone(),
+    ));
+    let group = match crate::state::node_id(&state.config, false) {
+        Ok(id) => format!("node-{id}"),
+        Err(_) => "node".to_owned(),
+    };
+    let listener_task = tokio::spawn(crate::bus::listen(state.clone(), group));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     maintenance.abort();
     sweeper.abort();
+    deliveries.abort();
+    listener_task.abort();
     // Every acknowledged audit record is already on disk; this publishes a last checkpoint.
     let ledger = state.ledger.clone();
     let _ = tokio::task::spawn_blocking(move || ledger.shutdown()).await;

@@ -98,6 +98,55 @@ pub struct Config {
     pub ledger_s3_zones: Vec<String>,
     pub ledger_s3_access_key_id: Option<String>,
     pub ledger_s3_secret_access_key: Option<SecretString>,
+    /// Waits between a webhook delivery's attempts (jittered ±20 %).
+    pub webhook_retry_schedule: rampart_webhooks::Schedule,
+    /// An endpoint failing without a single success for this long is disabled.
+    pub webhook_disable_after: Duration,
+    /// How long an endpoint's previous secret keeps signing after a rotation.
+    pub webhook_secret_overlap: Duration,
+    /// Time limit of one delivery attempt.
+    pub webhook_timeout: Duration,
+    /// How often the delivery worker looks for due deliveries (it is also woken by new ones).
+    pub webhook_poll_interval: Duration,
+    /// Attempts in flight at once.
+    pub webhook_concurrency: usize,
+    /// Whether endpoints may be on loopback, private, link-local or other non-public addresses.
+    pub webhook_allow_private_targets: bool,
+    /// Where the event bus runs.
+    pub bus: BusBackend,
+    /// The NATS server of `bus = "nats"`.
+    pub bus_nats_url: String,
+    /// Whether bus payloads are encrypted under the topic key (they are always authenticated).
+    pub bus_encrypt: bool,
+}
+
+/// Where the event bus runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusBackend {
+    /// Inside this process (a single node).
+    Memory,
+    /// NATS JetStream (several nodes; needs a build with the `nats` feature).
+    Nats,
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected `true` or `false`".into()),
+    }
+}
+
+fn parse_schedule(s: &str) -> Result<rampart_webhooks::Schedule, String> {
+    let delays = s
+        .split(',')
+        .map(str::trim)
+        .map(|d| parse_duration(d).map_err(|e| format!("`{d}`: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.len() > 20 || delays.iter().any(|d| *d > Duration::from_secs(7 * 86_400)) {
+        return Err("expected at most 20 waits of at most 7d each".into());
+    }
+    rampart_webhooks::Schedule::new(delays, 0.2).map_err(|e| e.to_string())
 }
 
 /// Checks an AWS endpoint and region (`aws` builds only).
@@ -359,6 +408,35 @@ impl Config {
                 "expected a name without spaces or `+`, such as `example.com/audit`".into()
             })
         });
+        let webhook_retry_schedule = l.field(
+            "webhook_retry_schedule",
+            "5s,5m,30m,2h,5h,10h,10h",
+            parse_schedule,
+        );
+        let webhook_disable_after = l.duration("webhook_disable_after", "5d", "1m", "60d");
+        let webhook_secret_overlap = l.duration("webhook_secret_overlap", "24h", "0s", "30d");
+        let webhook_timeout = l.duration("webhook_timeout", "15s", "100ms", "2m");
+        let webhook_poll_interval = l.duration("webhook_poll_interval", "1s", "10ms", "1m");
+        let webhook_concurrency = l.field("webhook_concurrency", "16", |s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| "expected a number from 1 to 256".into())
+        });
+        let webhook_allow_private_targets =
+            l.field("webhook_allow_private_targets", "false", parse_bool);
+        let bus = l.field("bus", "memory", |s| match s {
+            "memory" => Ok(BusBackend::Memory),
+            "nats" if cfg!(feature = "nats") => Ok(BusBackend::Nats),
+            "nats" => Err("this build has no NATS support; build with `--features nats`".into()),
+            _ => Err("expected `memory` or `nats`".into()),
+        });
+        let bus_nats_url = l.field("bus_nats_url", "nats://127.0.0.1:4222", |s| {
+            (s.starts_with("nats://") || s.starts_with("tls://"))
+                .then(|| s.to_owned())
+                .ok_or_else(|| "expected a `nats://host:port` or `tls://host:port` url".into())
+        });
+        let bus_encrypt = l.field("bus_encrypt", "false", parse_bool);
         let log_level = l.field("log_level", "info", |s| {
             tracing_subscriber::EnvFilter::try_new(s)
                 .map(|_| s.to_owned())
@@ -462,6 +540,16 @@ impl Config {
                 ledger_s3_zones: ledger_s3_zones?,
                 ledger_s3_access_key_id,
                 ledger_s3_secret_access_key,
+                webhook_retry_schedule: webhook_retry_schedule?,
+                webhook_disable_after: webhook_disable_after?,
+                webhook_secret_overlap: webhook_secret_overlap?,
+                webhook_timeout: webhook_timeout?,
+                webhook_poll_interval: webhook_poll_interval?,
+                webhook_concurrency: webhook_concurrency?,
+                webhook_allow_private_targets: webhook_allow_private_targets?,
+                bus: bus?,
+                bus_nats_url: bus_nats_url?,
+                bus_encrypt: bus_encrypt?,
             })
         })();
         config
@@ -539,6 +627,16 @@ const PLAIN_KEYS: &[&str] = &[
     "kms_region",
     "kms_endpoint",
     "kms_access_key_id",
+    "webhook_retry_schedule",
+    "webhook_disable_after",
+    "webhook_secret_overlap",
+    "webhook_timeout",
+    "webhook_poll_interval",
+    "webhook_concurrency",
+    "webhook_allow_private_targets",
+    "bus",
+    "bus_nats_url",
+    "bus_encrypt",
 ];
 
 struct Layers<'a> {

@@ -438,6 +438,7 @@ needs! {
     NeedAgentsManage => AgentsManage,
     NeedLeasesIssue => LeasesIssue,
     NeedLeasesAdmin => LeasesAdmin,
+    NeedWebhooksManage => WebhooksManage,
 }
 
 /// Whether the request's transaction may write.

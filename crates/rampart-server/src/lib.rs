@@ -14,6 +14,7 @@ pub mod app;
 pub mod audit;
 pub mod backends;
 pub mod bootstrap;
+pub mod bus;
 pub mod config;
 pub mod credentials;
 pub mod disclosed;
@@ -29,6 +30,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{openapi, router, serve};
 pub use audit::{AuditError, AuditSink, LedgerAuditSink};

@@ -93,6 +93,10 @@ pub struct Inner {
     pub ledger_keys: Arc<LedgerKeys>,
     /// Tenants' key-encryption keys and secrets.
     pub secrets: SecretsService,
+    /// Wakes the webhook delivery worker.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// The event bus (this node's producer identity and transport).
+    pub bus: Arc<rampart_bus::Bus>,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -402,10 +406,17 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
     // The ledger opens before anything is recorded, so even the first events land in it.
     let ledger_sink = open_ledger(&config, &root, &store).await?;
     let (ledger, ledger_keys) = (ledger_sink.ledger.clone(), ledger_sink.keys.clone());
-    let audit: Arc<dyn AuditSink> = match opts.audit {
+    let recorded: Arc<dyn AuditSink> = match opts.audit {
         Some(a) => a,
         None => Arc::new(ledger_sink),
     };
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
+    let bus = Arc::new(crate::bus::open(&config, &root, opts.clock.clone()).await?);
+    let audit: Arc<dyn AuditSink> = Arc::new(crate::webhooks::EventSink {
+        inner: recorded,
+        wake: webhook_wake.clone(),
+        events: crate::bus::Publisher::spawn(bus.clone()),
+    });
     let boot =
         bootstrap::ensure_system_tenant(&store, &pepper, &*opts.clock, &*audit, &config).await?;
     let keys = KeyManager::new(
@@ -430,6 +441,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
         ledger,
         ledger_keys,
         secrets,
+        webhook_wake,
+        bus,
     }));
     Ok(Started {
         state,

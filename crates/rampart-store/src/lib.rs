@@ -21,10 +21,10 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, FamilyRecord, LeaseFilter, LeaseKind,
-    LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
+    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord, LeaseFilter,
+    LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
     SecretBackendRecord, SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord,
-    TenantKeyState, TenantRecord, TokenLiveness,
+    TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
 };
 pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};

@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0005_secret_backends.sql"),
         sqlite: include_str!("../migrations/sqlite/0005_secret_backends.sql"),
     },
+    Migration {
+        version: 6,
+        name: "webhooks",
+        postgres: include_str!("../migrations/postgres/0006_webhooks.sql"),
+        sqlite: include_str!("../migrations/sqlite/0006_webhooks.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

@@ -352,3 +352,94 @@ pub struct LeaseFilter {
     /// Only leases whose external credential could not be removed yet (at least one failure).
     pub cleanup_failing: bool,
 }
+
+/// An endpoint outgoing webhooks are delivered to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookEndpointRecord {
+    pub tenant_id: TenantId,
+    pub id: uuid::Uuid,
+    pub url: String,
+    pub description: String,
+    /// Event-type patterns it receives (`secret.write`, `secret.*`); empty: every event.
+    pub event_types: Vec<String>,
+    /// `v1` (HMAC-SHA256, `whsec_`) or `v1a` (Ed25519, `whsk_`).
+    pub scheme: String,
+    /// The signing key, sealed under the tenant's key-encryption key.
+    pub secret: Vec<u8>,
+    /// The key it replaced, still signing until `previous_until`.
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<Timestamp>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Start of the current run of failed attempts.
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebhookEndpointRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpointRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("scheme", &self.scheme)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// Out of attempts (or its endpoint was disabled): on the dead-letter list until replayed.
+    Dead,
+}
+
+impl DeliveryState {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "dead" => Ok(Self::Dead),
+            other => Err(format!("unknown delivery state `{other}`")),
+        }
+    }
+}
+
+/// One message to one endpoint, and how its attempts went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDeliveryRecord {
+    pub tenant_id: TenantId,
+    pub id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    /// The `webhook-id`: the same for every endpoint and every attempt of one message.
+    pub message_id: String,
+    pub event_type: String,
+    /// The body, byte for byte.
+    pub payload: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

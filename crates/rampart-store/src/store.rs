@@ -60,6 +60,8 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("postgres_engines", "SELECT, INSERT, UPDATE, DELETE"),
         ("leases", "SELECT, INSERT, UPDATE"),
         ("secret_backends", "SELECT, INSERT, UPDATE, DELETE"),
+        ("webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"),
+        ("webhook_deliveries", "SELECT, INSERT, UPDATE, DELETE"),
     ]
 }
 

@@ -166,6 +166,43 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
+    let endpoint = uuid::Uuid::new_v4();
+    tx.upsert_webhook_endpoint(&rampart_store::WebhookEndpointRecord {
+        tenant_id: tenant,
+        id: endpoint,
+        url: "https://hooks.example.com/x".into(),
+        description: String::new(),
+        event_types: vec![],
+        scheme: "v1".into(),
+        secret: vec![1, 2, 3],
+        previous_secret: None,
+        previous_until: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now(),
+        updated_at: now(),
+    })
+    .await
+    .unwrap();
+    tx.upsert_webhook_delivery(&rampart_store::WebhookDeliveryRecord {
+        tenant_id: tenant,
+        id: uuid::Uuid::new_v4(),
+        endpoint_id: endpoint,
+        message_id: "msg_seed".into(),
+        event_type: "tenant.create".into(),
+        payload: "{}".into(),
+        state: rampart_store::DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_at: now(),
+        last_attempt_at: None,
+        last_status: None,
+        last_error: None,
+        created_at: now(),
+        updated_at: now(),
+    })
+    .await
+    .unwrap();
     tx.insert_lease(&rampart_store::LeaseRecord {
         tenant_id: tenant,
         id: rampart_types::LeaseId::random(),
@@ -316,6 +353,8 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "postgres_engines",
         "leases",
         "secret_backends",
+        "webhook_endpoints",
+        "webhook_deliveries",
     ]
     .into_iter()
     .map(String::from)

@@ -88,6 +88,13 @@ actions! {
     LeaseRevoke = "lease.revoke";
     /// The external credential behind a revoked lease was removed, or removing it failed.
     LeaseCleanup = "lease.cleanup";
+    /// A webhook endpoint was created, changed, had its secret rotated, or was deleted or
+    /// disabled (by a caller, or by the delivery worker after failing for too long).
+    WebhookEndpointChange = "webhook_endpoint.change";
+    /// Dead webhook deliveries were put back in the queue.
+    WebhookReplay = "webhook.replay";
+    /// One delivery attempt of a webhook message, and its outcome.
+    WebhookAttempt = "webhook.attempt";
 }
 
 impl fmt::Display for AuditAction {

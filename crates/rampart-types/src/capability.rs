@@ -69,6 +69,8 @@ capabilities! {
     LeasesIssue = "leases:issue", platform = false;
     /// List every lease of the tenant and revoke them in bulk (by prefix, mission or agent).
     LeasesAdmin = "leases:admin", platform = false;
+    /// Manage the tenant's webhook endpoints, read their deliveries and replay failed ones.
+    WebhooksManage = "webhooks:manage", platform = false;
 }
 
 impl fmt::Display for Capability {

@@ -129,6 +129,16 @@ uuid_id!(
     LeaseId,
     "lease id"
 );
+uuid_id!(
+    /// A webhook endpoint of a tenant.
+    EndpointId,
+    "webhook endpoint id"
+);
+uuid_id!(
+    /// One webhook message's delivery to one endpoint.
+    DeliveryId,
+    "webhook delivery id"
+);
 
 /// The id of one request, shared by its log lines, its problem body and its audit records.
 ///

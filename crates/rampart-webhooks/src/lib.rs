@@ -27,6 +27,15 @@ pub use signature::{
     Headers, Rejection, Signer, TOLERANCE_SECONDS, Verified, Verifier, VerifyKey, signed_content,
 };
 
+const ID_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A new message id: `msg_` and 26 base-62 characters (about 154 random bits).
+pub fn new_message_id() -> Result<String, KeyError> {
+    rampart_crypto::random_string(ID_ALPHABET, 26)
+        .map(|s| format!("msg_{s}"))
+        .map_err(|e| KeyError::Random(e.to_string()))
+}
+
 /// The header names of the specification, lowercase as HTTP/2 sends them.
 pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";

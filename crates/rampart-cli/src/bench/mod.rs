@@ -4,6 +4,7 @@
 mod auth;
 mod ledger;
 mod secrets;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// Secret reads (decrypt + audit write) beside plain authenticated reads, on SQLite and
     /// Postgres; then a break-glass re-wrap of many secrets.
     Secrets(secrets::SecretsArgs),
+    /// Webhook signatures per second, deliveries per second beside bare HTTP posts, and bus
+    /// messages per second signed beside unsigned (in process and over NATS).
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -28,6 +32,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Auth(args) => auth::run(args).await,
         BenchCommand::Ledger(args) => ledger::run(args).await,
         BenchCommand::Secrets(args) => secrets::run(args).await,
+        BenchCommand::Webhooks(args) => webhooks::run(args).await,
     }
 }
 

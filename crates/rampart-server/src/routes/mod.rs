@@ -16,3 +16,4 @@ pub mod secrets;
 pub mod tenants;
 pub mod tlog;
 pub mod vault;
+pub mod webhooks;

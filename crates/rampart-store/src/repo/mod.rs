@@ -16,6 +16,7 @@ mod secrets;
 mod signing_keys;
 mod tenants;
 mod tokens;
+mod webhooks;
 
 pub use leases::Revocation;
 use rampart_types::TenantId;
