@@ -461,6 +461,10 @@ async fn record(
         .webhook_endpoint(tenant, d.endpoint_id)
         .await
         .map_err(|e| e.to_string())?;
+    if endpoint.is_none() {
+        // Deleted meanwhile, and its deliveries with it: nothing is left to record.
+        return Ok(DeliveryState::Dead);
+    }
     d.attempts += 1;
     d.last_attempt_at = Some(now);
     d.last_status = result.status.map(i64::from);

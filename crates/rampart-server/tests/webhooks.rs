@@ -509,3 +509,45 @@ async fn private_targets_are_refused_unless_allowed_and_bad_input_is_a_problem()
         .assert_problem(404, "not-found");
     app.close().await;
 }
+
+/// With `bus = "nats"`, the server announces each audit event on `rampart.events` over the real
+/// NATS server, and a consumer holding the topic key (here: the server's own bus) verifies it.
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_announced_on_the_nats_bus() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| {
+        c.bus = rampart_server::config::BusBackend::Nats;
+        if let Ok(url) = std::env::var("RAMPART_TEST_NATS_URL") {
+            c.bus_nats_url = url;
+        }
+    })
+    .await;
+    let group = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let mut consumer = app
+        .state
+        .bus
+        .subscribe(rampart_server::bus::EVENTS_TOPIC, &group)
+        .await
+        .unwrap();
+    let t = token(&app, "acme").await;
+    write_secret(&app, &t, "announced").await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = consumer.next().await.unwrap().unwrap();
+            let v: Value = serde_json::from_slice(&m.opened.payload).unwrap();
+            m.ack().await.unwrap();
+            if v["type"] == "secret.write" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the secret.write announcement within 10 s");
+    assert_eq!(seen["resource"], "secret:announced");
+    assert!(
+        seen.get("detail").is_none(),
+        "announcements carry no detail"
+    );
+    assert_eq!(app.state.bus.stats().dropped_total(), 0);
+    app.close().await;
+}
