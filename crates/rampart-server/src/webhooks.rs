@@ -177,6 +177,54 @@ pub async fn open_key(
     SigningSecret::parse(text).map_err(|e| e.to_string())
 }
 
+/// What a new endpoint is.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    /// `v1` or `v1a`.
+    pub scheme: String,
+}
+
+/// Stores a new, enabled endpoint of `tenant` whose signing key is `key_text` (`whsec_…` or
+/// `whsk_…`), sealed under the tenant's active key-encryption key.
+pub async fn insert_endpoint(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantId,
+    spec: EndpointSpec,
+    key_text: &str,
+    now: Timestamp,
+) -> Result<WebhookEndpointRecord, String> {
+    let kek = state
+        .secrets
+        .active_kek(tx, tenant, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = Uuid::new_v4();
+    let record = WebhookEndpointRecord {
+        tenant_id: tenant,
+        id,
+        url: spec.url,
+        description: spec.description,
+        event_types: spec.event_types,
+        scheme: spec.scheme,
+        secret: seal_key(&kek, id, 1, key_text)?,
+        previous_secret: None,
+        previous_until: None,
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.upsert_webhook_endpoint(&record)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(record)
+}
+
 /// The signer of an endpoint at `now`: its key, and its previous key while the overlap lasts.
 pub async fn signer(
     state: &AppState,

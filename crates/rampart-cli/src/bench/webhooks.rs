@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::Args;
 use rampart_bus::{Bus, MemoryTransport, TopicKeys, Transport};
 use rampart_crypto::Secret;
-use rampart_server::webhooks::{deliver_due, enqueue, http_agent, seal_key};
+use rampart_server::webhooks::{EndpointSpec, deliver_due, enqueue, http_agent, insert_endpoint};
 use rampart_server::{AppState, Config, StartOptions};
-use rampart_store::{Scope, WebhookEndpointRecord};
+use rampart_store::Scope;
 use rampart_types::{AuditAction, AuditEvent, Clock, Outcome, SystemClock};
 use rampart_webhooks::{
     Headers, SecretKey, Signer, SigningSecret, Verifier, VerifyKey, WebhookSecret,
@@ -142,29 +142,15 @@ async fn queue(state: &AppState, url: &str, n: usize) -> anyhow::Result<WebhookS
     let now = state.clock.now();
     let secret = WebhookSecret::generate()?;
     let mut tx = state.store.begin(scope.clone()).await?;
-    let kek = state
-        .secrets
-        .active_kek(&mut tx, tenant, now)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = uuid::Uuid::new_v4();
-    tx.upsert_webhook_endpoint(&WebhookEndpointRecord {
-        tenant_id: tenant,
-        id,
+    let spec = EndpointSpec {
         url: url.to_owned(),
         description: "bench".into(),
         event_types: vec![],
         scheme: "v1".into(),
-        secret: seal_key(&kek, id, 1, secret.to_text().expose()).map_err(anyhow::Error::msg)?,
-        previous_secret: None,
-        previous_until: None,
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-    })
-    .await?;
+    };
+    insert_endpoint(state, &mut tx, tenant, spec, secret.to_text().expose(), now)
+        .await
+        .map_err(anyhow::Error::msg)?;
     tx.commit().await?;
     let mut queued = 0;
     while queued < n {

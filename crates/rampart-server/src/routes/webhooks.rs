@@ -21,7 +21,7 @@ use crate::extract::{
     duration_field,
 };
 use crate::state::AppState;
-use crate::webhooks::{check_url, key_generation, seal_key};
+use crate::webhooks::{EndpointSpec, check_url, insert_endpoint, key_generation, seal_key};
 
 const MAX_EVENT_TYPES: usize = 64;
 const MAX_OVERLAP: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
@@ -249,30 +249,17 @@ pub async fn create_endpoint(
     }
     let tenant = auth.principal.tenant;
     let now = state.clock.now();
-    let id = Uuid::new_v4();
     let (text, shown) = new_key(scheme)?;
-    let kek = state
-        .secrets
-        .active_kek(&mut auth.tx, tenant, now)
-        .await
-        .map_err(ApiError::internal)?;
-    let record = WebhookEndpointRecord {
-        tenant_id: tenant,
-        id,
+    let spec = EndpointSpec {
         url: body.url,
         description: body.description,
         event_types: body.event_types,
         scheme: scheme.to_owned(),
-        secret: seal_key(&kek, id, 1, text.expose()).map_err(ApiError::internal)?,
-        previous_secret: None,
-        previous_until: None,
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
     };
-    auth.tx.upsert_webhook_endpoint(&record).await?;
+    let record = insert_endpoint(&state, &mut auth.tx, tenant, spec, text.expose(), now)
+        .await
+        .map_err(ApiError::internal)?;
+    let id = record.id;
     let detail = json!({
         "created": true, "url": record.url, "event_types": record.event_types,
         "scheme": record.scheme,
