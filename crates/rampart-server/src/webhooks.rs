@@ -225,6 +225,59 @@ pub async fn insert_endpoint(
     Ok(record)
 }
 
+/// Re-seals every webhook endpoint key of `tenant` that KEK version `from` seals under the
+/// active version (same endpoint and generation), so that revoking `from` does not leave
+/// endpoints whose keys no longer open. Returns how many keys moved.
+pub async fn reseal_endpoint_keys(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantId,
+    from: i64,
+    now: Timestamp,
+) -> Result<usize, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let to = state
+        .secrets
+        .active_kek(tx, tenant, now)
+        .await
+        .map_err(|e| err(&e))?;
+    let sealed_under = |blob: &[u8]| blob.get(4..).and_then(small_key_version).map(i64::from);
+    let mut moved = 0;
+    for mut e in tx
+        .webhook_endpoints(tenant, false)
+        .await
+        .map_err(|e| err(&e))?
+    {
+        let mut changed = false;
+        for slot in [Some(&mut e.secret), e.previous_secret.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if sealed_under(slot) != Some(from) {
+                continue;
+            }
+            let generation = key_generation(slot);
+            let old = state
+                .secrets
+                .kek(tx, tenant, from)
+                .await
+                .map_err(|e| err(&e))?;
+            let text = old
+                .open_small(&context(e.id, generation), &slot[4..])
+                .map_err(|e| err(&e))?;
+            let text = std::str::from_utf8(text.expose()).map_err(|e| err(&e))?;
+            *slot = seal_key(&to, e.id, generation, text)?;
+            changed = true;
+            moved += 1;
+        }
+        if changed {
+            e.updated_at = now;
+            tx.upsert_webhook_endpoint(&e).await.map_err(|e| err(&e))?;
+        }
+    }
+    Ok(moved)
+}
+
 /// The signer of an endpoint at `now`: its key, and its previous key while the overlap lasts.
 pub async fn signer(
     state: &AppState,

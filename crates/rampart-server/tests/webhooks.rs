@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 const CAPS: &[&str] = &[
     "secrets:read",
     "secrets:write",
+    "secrets:admin",
     "webhooks:manage",
     "audit:read",
 ];
@@ -421,7 +422,39 @@ async fn queued_deliveries_survive_a_restart(backend: Backend) {
     app.close().await;
 }
 
+async fn revoking_the_kek_moves_endpoint_keys_and_delivery_goes_on(backend: Backend) {
+    let app = app(backend).await;
+    let t = token(&app, "acme").await;
+    let rx = receiver().await;
+    let (id, old) = endpoint(&app, &t, &rx.url, json!(["secret.write"])).await;
+    let r = app
+        .post(
+            &format!("/v1/webhooks/endpoints/{id}/rotate-key"),
+            &t,
+            json!({}),
+        )
+        .await;
+    let new = r.body["key"].as_str().unwrap().to_owned();
+    // Both endpoint keys are sealed under KEK version 1; revoking it destroys that version.
+    let r = app
+        .post(
+            "/v1/secrets/keys/1/revoke",
+            &t,
+            json!({ "reason": "drill" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    write_secret(&app, &t, "after-revoke").await;
+    assert_eq!(pass(&app).await.delivered, 1);
+    let (h, body) = rx.seen.lock().unwrap().last().cloned().unwrap();
+    let now = app.clock.now().unix_seconds();
+    verify(&[&new], &h, &body, now).unwrap();
+    verify(&[&old], &h, &body, now).unwrap();
+    app.close().await;
+}
+
 on_both_backends!(
+    revoking_the_kek_moves_endpoint_keys_and_delivery_goes_on,
     signed_deliveries_reach_the_receiver,
     failures_retry_then_die_and_replay_delivers,
     an_endpoint_failing_too_long_is_disabled_and_bulk_replay_recovers,

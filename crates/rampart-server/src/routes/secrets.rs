@@ -1023,7 +1023,8 @@ async fn rotate(
     }))
 }
 
-/// Moves every secret version off key version `from`, a batch per transaction, each audited.
+/// Moves every secret version off key version `from`, a batch per transaction, each audited;
+/// the last batch also moves the webhook endpoint keys sealed under it.
 async fn rewrap_all(
     state: &AppState,
     principal: &Principal,
@@ -1051,6 +1052,12 @@ async fn rewrap_all(
                 now,
             );
             audit(state, &mut tx, event).await?;
+        }
+        if batch.done {
+            // Webhook endpoint keys sealed under `from` move with the secrets.
+            crate::webhooks::reseal_endpoint_keys(state, &mut tx, tenant, from, now)
+                .await
+                .map_err(ApiError::internal)?;
         }
         tx.commit().await?;
         total += batch.versions;
