@@ -92,7 +92,11 @@ impl BackendSettings {
             Self::AwsSecretsManager {
                 region, endpoint, ..
             } => {
-                if region.is_empty() || region.len() > 32 {
+                let region_ok = (1..=32).contains(&region.len())
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !region_ok {
                     return Err("`region` is an AWS region name such as `eu-west-1`".into());
                 }
                 if endpoint.as_deref().is_some_and(|e| !endpoint_ok(e)) {
@@ -303,4 +307,22 @@ pub async fn call<T: Send + 'static>(
         .await
         .map_err(crate::error::ApiError::internal)?
         .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_checked_against_the_documented_pattern() {
+        let aws = |region: &str| BackendSettings::AwsSecretsManager {
+            region: region.into(),
+            endpoint: None,
+            credentials: "ops/aws".into(),
+        };
+        assert!(aws("eu-west-1").check().is_ok());
+        for bad in ["", "EU-WEST-1", "«\u{1e}N", "eu_west_1", &"a".repeat(33)] {
+            assert!(aws(bad).check().is_err(), "{bad:?}");
+        }
+    }
 }
