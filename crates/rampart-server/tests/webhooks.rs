@@ -156,7 +156,13 @@ async fn signed_deliveries_reach_the_receiver(backend: Backend) {
     let app = app(backend).await;
     let t = token(&app, "acme").await;
     let rx = receiver().await;
-    let (id, key) = endpoint(&app, &t, &rx.url, json!(["secret.*"])).await;
+    let (id, key) = endpoint(
+        &app,
+        &t,
+        &format!("{}?token=rcv-canary", rx.url),
+        json!(["secret.*"]),
+    )
+    .await;
     assert!(key.starts_with("whsec_"));
     // The endpoint never shows its key again.
     let r = app.get(&format!("/v1/webhooks/endpoints/{id}"), &t).await;
@@ -225,6 +231,12 @@ async fn signed_deliveries_reach_the_receiver(backend: Backend) {
             .any(|(a, o)| a == "webhook.attempt" && o == "success"),
         "{actions:?}"
     );
+    // The receiver's token in the URL is not in the audit trail.
+    let trail = app.get("/v1/audit/events?limit=1000", &t).await;
+    assert_eq!(trail.status, StatusCode::OK, "{}", trail.text);
+    assert!(trail.text.contains("webhook_endpoint.change"));
+    assert!(!trail.text.contains("rcv-canary"), "{}", trail.text);
+    assert!(!trail.text.contains(&key[6..]));
     app.close().await;
 }
 

@@ -147,6 +147,14 @@ pub struct EndpointList {
     pub endpoints: Vec<EndpointView>,
 }
 
+/// `scheme://host[:port]` of an endpoint URL, for the audit trail: paths and queries often carry
+/// the receiver's own access token (`…/hooks/T0K3N`, `?token=…`), so they are not recorded.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    format!("{scheme}://{}", &rest[..end])
+}
+
 fn check_event_types(types: &[String]) -> Result<(), ApiError> {
     if types.len() > MAX_EVENT_TYPES {
         return Err(ApiError::validation(format!(
@@ -261,7 +269,7 @@ pub async fn create_endpoint(
         .map_err(ApiError::internal)?;
     let id = record.id;
     let detail = json!({
-        "created": true, "url": record.url, "event_types": record.event_types,
+        "created": true, "target": origin(&record.url), "event_types": record.event_types,
         "scheme": record.scheme,
     });
     record_change(&state, &mut auth, id, detail).await?;
@@ -356,7 +364,7 @@ pub async fn change_endpoint(
     e.updated_at = now;
     auth.tx.upsert_webhook_endpoint(&e).await?;
     let detail = json!({
-        "url": body.url, "description_changed": body.description.is_some(),
+        "target": body.url.as_deref().map(origin), "description_changed": body.description.is_some(),
         "event_types": body.event_types, "enabled": body.enabled,
     });
     record_change(&state, &mut auth, e.id, detail).await?;
