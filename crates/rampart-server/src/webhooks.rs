@@ -449,16 +449,14 @@ pub fn post(
             let error = if (200..300).contains(&status) {
                 None
             } else {
-                let mut excerpt = String::new();
-                if let Ok(text) = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(MAX_EXCERPT as u64)
-                    .read_to_string()
-                {
-                    excerpt = text.chars().take(MAX_EXCERPT).collect();
-                }
-                Some(format!("HTTP {status}: {excerpt}"))
+                // The first bytes of the answer, whatever its length (a limit on the whole
+                // body would fail on a long one and keep nothing).
+                let mut head = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(resp.body_mut().as_reader(), MAX_EXCERPT as u64),
+                    &mut head,
+                );
+                Some(format!("HTTP {status}: {}", String::from_utf8_lossy(&head)))
             };
             AttemptResult {
                 status: Some(status),
