@@ -1,0 +1,53 @@
+//! The Sentinel: finds personal data, secrets and prompt-injection markers in text and applies a
+//! tenant's policy to them, before the text leaves Rampart.
+//!
+//! It is sans-I/O: everything here is a pure function of its inputs. Sealing reversible tokens
+//! is delegated to a [`transform::TokenVault`] the caller implements (the server keeps them in
+//! the tenant's vault); the crate itself never touches a network, a disk or a clock.
+//!
+//! - [`Detector`] finds [`Finding`]s: a [`Class`], a byte span and a calibrated score.
+//! - [`policy::Policy`] says what to do per class × channel: `strict`, `reversible` or `flag`.
+//! - [`transform`] applies it: keyed tokens, vault-sealed tokens, or tags.
+//! - [`scrub::SecretScrubber`] removes live secret values (and their encodings) by fingerprint.
+//! - [`injection`] scores tool output for prompt-injection markers and finds leaked canaries.
+//! - [`stream`] does all of this over text that arrives in chunks, with the same result as if it
+//!   had arrived whole.
+//!
+//! What it does not do: understand language. Names and addresses are found from lists, shapes
+//! and context words, and the scores say how often each rule was right on our corpus.
+
+mod class;
+mod detect;
+pub mod eval;
+pub mod injection;
+mod lexicon;
+pub mod policy;
+mod rule;
+pub mod scrub;
+pub mod stream;
+pub mod transform;
+pub mod validate;
+
+pub use class::{Channel, Class, UnknownName};
+pub use detect::{BuildError, CONTEXT_RADIUS, Detector, Finding};
+pub use rule::Rule;
+
+/// Converts byte offsets of `text` to Unicode code-point offsets, for output that counts
+/// characters (the CLI and the API report code points). `offsets` must be ascending.
+pub fn char_offsets(text: &str, offsets: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(offsets.len());
+    let mut chars = 0;
+    let mut pos = 0;
+    for &o in offsets {
+        let o = o.min(text.len());
+        if o >= pos {
+            chars += text[pos..o].chars().count();
+            pos = o;
+        } else {
+            chars = text[..o].chars().count();
+            pos = o;
+        }
+        out.push(chars);
+    }
+    out
+}
