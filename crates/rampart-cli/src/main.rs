@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod client;
 mod secret;
+mod sentinel;
 mod serve;
 mod token;
 mod webhook;
@@ -61,6 +62,11 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: OperatorCommand,
+    },
+    /// The PII Sentinel offline: scan or redact JSON lines, or evaluate on a labelled corpus.
+    Sentinel {
+        #[command(subcommand)]
+        command: sentinel::SentinelCommand,
     },
     /// Standard Webhooks signatures: sign a body, or verify a received one.
     Webhook {
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
                 command: OperatorCommand::Recover(args),
             } => serve::recover_operator(args).await,
             Command::Webhook { command } => webhook::run(command),
+            Command::Sentinel { command } => sentinel::run(command),
             Command::Bench { command } => bench::run(command).await,
             Command::Version => {
                 println!("rampart {}", env!("CARGO_PKG_VERSION"));
