@@ -144,9 +144,9 @@ fn patterns() -> Vec<(Pattern, String)> {
         (
             Pattern::ForeignAddress,
             [
-                r"\b[A-Z][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm) [0-9]{1,4}[a-z]?\b(?:,? [0-9]{5} [A-Z][a-zäöüß]+)?",
-                r"\b[0-9]{1,4}(?: ?(?:bis|ter))?,? (?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai) (?:de la |de l'|du |des |de |d')?[A-Z][A-Za-zéèêàç'-]+(?: [A-Z][A-Za-zéèêàç'-]+){0,3}(?:,? [0-9]{5} [A-Z][A-Za-zéèêàç-]+)?",
-                r"\b(?:Calle|Avenida|Via|Viale|Piazza|Corso|Rua|Carrer) (?:de la |del |de |della |da |do )?[A-Z][A-Za-záéíóúñàèìòù'-]+(?: [A-Z][A-Za-záéíóúñàèìòù'-]+){0,3},? (?:n\.?º? ?)?[0-9]{1,4}\b",
+                r"\b[A-Z](?:[a-z]|ä|ö|ü|ß)+(?:straße|strasse|str\.|weg|platz|gasse|allee|ring|damm) [0-9]{1,4}[a-z]?\b(?:,? [0-9]{5} [A-Z](?:[a-z]|ä|ö|ü|ß)+)?",
+                r"\b[0-9]{1,4}(?: ?(?:bis|ter))?,? (?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai) (?:de la |de l'|du |des |de |d')?[A-Z](?:[A-Za-z'-]|é|è|ê|à|ç)+(?: [A-Z](?:[A-Za-z'-]|é|è|ê|à|ç)+){0,3}(?:,? [0-9]{5} [A-Z](?:[A-Za-z-]|é|è|ê|à|ç)+)?",
+                r"\b(?:Calle|Avenida|Via|Viale|Piazza|Corso|Rua|Carrer) (?:de la |del |de |della |da |do )?[A-Z](?:[A-Za-z'-]|á|é|í|ó|ú|ñ|à|è|ì|ò|ù)+(?: [A-Z](?:[A-Za-z'-]|á|é|í|ó|ú|ñ|à|è|ì|ò|ù)+){0,3},? (?:n\.?(?:º)? ?)?[0-9]{1,4}\b",
             ]
             .join("|"),
         ),
@@ -216,8 +216,17 @@ impl Detector {
             // ASCII word boundaries keep the regex on its DFA engines for any input.
             .map(|(k, p)| (k, p.replace(r"\b", r"(?-u:\b)")))
             .unzip();
+        // Byte-oriented (ASCII classes, no Unicode case folding) keeps the union small enough for
+        // the lazy DFA to stay in its cache; matches that would split a character are dropped in
+        // `structured`. Non-ASCII letters in the foreign-address patterns are written as UTF-8
+        // alternations.
         let regex = Regex::builder()
-            .syntax(syntax::Config::new().unicode(true))
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                Regex::config()
+                    .hybrid_cache_capacity(8 << 20)
+                    .utf8_empty(false),
+            )
             .build_many(&sources)
             .map_err(|e| BuildError(e.to_string()))?;
         let mut keyword_rules = Vec::new();
@@ -286,6 +295,9 @@ impl Detector {
             let Some(kind) = self.kinds.get(m.pattern().as_usize()) else {
                 continue;
             };
+            if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
+                continue;
+            }
             classify(*kind, text, m.start(), m.end(), out);
         }
     }
@@ -1228,25 +1240,33 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
     let before_trim = before_trim.as_str();
     let prev_word = prev_word.as_str();
     let _ = &before;
-    let cue_before = title
-        || lexicon::PERSON_CUES_BEFORE.iter().any(|c| {
-            before_trim.ends_with(c.trim_end_matches([',', ':']))
-                && before_trim[..before_trim.len() - c.trim_end_matches([',', ':']).len()]
-                    .chars()
-                    .last()
-                    .is_none_or(|p| !p.is_alphanumeric())
-        });
-    let strong_cue = title
-        || lexicon::STRONG_PERSON_CUES.iter().any(|c| {
-            before_trim.ends_with(c)
-                && before_trim[..before_trim.len() - c.len()]
-                    .chars()
-                    .last()
-                    .is_none_or(|p| !p.is_alphanumeric())
-        });
-    let cue_after = lexicon::PERSON_CUES_AFTER
-        .iter()
-        .any(|c| after.starts_with(c) || after.starts_with(&format!(" {c}")));
+    // Context checks are the costly part; they run only when a rule needs them.
+    let cue_before = || {
+        title
+            || lexicon::PERSON_CUES_BEFORE.iter().any(|c| {
+                before_trim.ends_with(c.trim_end_matches([',', ':']))
+                    && before_trim[..before_trim.len() - c.trim_end_matches([',', ':']).len()]
+                        .chars()
+                        .last()
+                        .is_none_or(|p| !p.is_alphanumeric())
+            })
+    };
+    let strong_cue = || {
+        title
+            || lexicon::STRONG_PERSON_CUES.iter().any(|c| {
+                before_trim.ends_with(c)
+                    && before_trim[..before_trim.len() - c.len()]
+                        .chars()
+                        .last()
+                        .is_none_or(|p| !p.is_alphanumeric())
+            })
+    };
+    let after_word = after.trim_start_matches(' ');
+    let cue_after = || {
+        lexicon::PERSON_CUES_AFTER
+            .iter()
+            .any(|c| after.starts_with(c) || after_word.starts_with(c))
+    };
     let names: Vec<&Token> = toks.iter().filter(|t| !t.initial && !t.particle).collect();
     let Some(first_name) = names.first() else {
         return;
@@ -1277,18 +1297,20 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
         && surname(last_name)
         && !common(first_name)
         && !common(last_name)
-        && (cue_before || cue_after || !sentence_start || name_shaped(first_name))
+        && (cue_before() || cue_after() || !sentence_start || name_shaped(first_name))
     {
         Some(Rule::PersonFullSurname)
-    } else if (cue_before || cue_after) && !all_common && (given(first_name) || surname(last_name))
-        || strong_cue && names.iter().all(|t| !common(t) && name_shaped(t))
+    } else if (cue_before() || cue_after())
+        && !all_common
+        && (given(first_name) || surname(last_name))
+        || strong_cue() && names.iter().all(|t| !common(t) && name_shaped(t))
     {
         Some(Rule::PersonCue)
     } else if !multi && given(first_name) && !common(first_name) && !sentence_start && !place_before
     {
         Some(Rule::PersonGiven)
     } else if multi
-        && (!sentence_start || cue_after || cue_before)
+        && (!sentence_start || cue_after() || cue_before())
         && names.len() <= 3
         && names.iter().all(|t| !common(t) && name_shaped(t))
     {
