@@ -867,6 +867,9 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
     let n = digits.len();
     let plus = s.starts_with('+');
     let contiguous = groups.len() == 1;
+    // One lower-cased context window for every cue question below.
+    let before = window_before(text, start, CONTEXT_RADIUS);
+    let cue = |words: &[&str]| words.iter().any(|w| contains_word(&before, w));
     let push = |out: &mut Vec<Finding>, rule| {
         out.push(Finding::new(rule, start, end));
         true
@@ -875,7 +878,7 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
         return validate::e164(&digits) && push(out, Rule::PhoneFormatted);
     }
     if groups == [3, 2, 4] && validate::ssn(&digits) {
-        let rule = if cue(text, start, cues::SSN) {
+        let rule = if cue(cues::SSN) {
             Rule::SsnCue
         } else {
             Rule::Ssn
@@ -892,29 +895,25 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
     {
         return push(out, Rule::PaymentCard);
     }
-    if n == 9 && contiguous && cue(text, start, cues::SSN) && validate::ssn(&digits) {
+    if n == 9 && contiguous && cue(cues::SSN) && validate::ssn(&digits) {
         return push(out, Rule::SsnCue);
     }
     if groups == [4, 4, 4] && validate::aadhaar(&digits) {
         return push(out, Rule::NationalIdChecked);
     }
-    if cue(text, start, cues::BANK) {
-        if n == 9 && validate::aba_routing(&digits) && cue(text, start, &["routing", "aba", "rtn"])
-        {
+    if cue(cues::BANK) {
+        if n == 9 && validate::aba_routing(&digits) && cue(&["routing", "aba", "rtn"]) {
             return push(out, Rule::RoutingNumber);
         }
         if (6..=17).contains(&n) && (contiguous || groups.len() <= 3) {
             return push(out, Rule::BankAccountCue);
         }
     }
-    if cue(text, start, cues::NATIONAL)
-        || cue(text, start, cues::PASSPORT)
-        || cue(text, start, cues::DRIVER)
-    {
+    if cue(cues::NATIONAL) || cue(cues::PASSPORT) || cue(cues::DRIVER) {
         if groups == [3, 3, 4] && validate::nhs(&digits) {
             return push(out, Rule::NationalIdChecked);
         }
-        if (6..=14).contains(&n) && !cue(text, start, cues::PHONE) {
+        if (6..=14).contains(&n) && !cue(cues::PHONE) {
             return push(out, Rule::GovIdCue);
         }
     }
@@ -930,28 +929,28 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
         return push(out, Rule::PhoneFormatted);
     }
     if n == 10 && contiguous && validate::nanp(&digits) {
-        let rule = if cue(text, start, cues::PHONE) {
+        let rule = if cue(cues::PHONE) {
             Rule::PhoneCue
         } else {
             Rule::PhoneBare
         };
         return push(out, rule);
     }
-    if (7..=15).contains(&n) && cue(text, start, cues::PHONE) && !s.contains('.') {
+    if (7..=15).contains(&n) && cue(cues::PHONE) && !s.contains('.') {
         let shape_ok = groups.len() >= 2 || digits[0] == b'0';
-        if shape_ok && !looks_like_date_or_time(s) {
+        if shape_ok && !looks_like_date_or_time(&groups) {
             return push(out, Rule::PhoneCue);
         }
     }
     false
 }
 
-fn looks_like_date_or_time(s: &str) -> bool {
-    let g = group_lengths(s);
-    g == [4, 2, 2] || g == [2, 2, 4]
+fn looks_like_date_or_time(groups: &[usize]) -> bool {
+    groups == [4, 2, 2] || groups == [2, 2, 4]
 }
 
-/// Overlapping findings: the higher score wins, then the longer span, then the earlier one.
+/// Overlapping findings: any other class beats a name; then the higher score wins, then the
+/// longer span, then the earlier one.
 fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;

@@ -250,13 +250,7 @@ impl std::fmt::Debug for Canary {
 impl Canary {
     /// A canary from 16 random bytes the caller supplies (this crate does no I/O).
     pub fn new(random: [u8; 16]) -> Result<Self, rampart_crypto::CryptoError> {
-        let token = format!(
-            "rc-{}",
-            random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let token = format!("rc-{}", crate::hex(&random, crate::LOWER_HEX));
         let key = crate::scrub::FingerprintKey::new(&[random.as_slice(), b"canary"].concat())?;
         let fps = key.fingerprints(token.as_bytes());
         Ok(Canary {

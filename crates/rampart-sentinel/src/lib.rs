@@ -51,3 +51,16 @@ pub fn char_offsets(text: &str, offsets: &[usize]) -> Vec<usize> {
     }
     out
 }
+
+pub(crate) const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+pub(crate) const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// `bytes` as hex digits from `digits`.
+pub(crate) fn hex(bytes: &[u8], digits: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 15)]));
+    }
+    out
+}

@@ -89,8 +89,8 @@ fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         Zeroizing::new(url.encode(value).into_bytes()),
         Zeroizing::new(urlnp.encode(value).into_bytes()),
         Zeroizing::new(percent_encode(value)),
-        Zeroizing::new(hex(value, b"0123456789abcdef")),
-        Zeroizing::new(hex(value, b"0123456789ABCDEF")),
+        Zeroizing::new(crate::hex(value, crate::LOWER_HEX).into_bytes()),
+        Zeroizing::new(crate::hex(value, crate::UPPER_HEX).into_bytes()),
     ];
     for offset in 1..3usize {
         let mut padded = Zeroizing::new(vec![0u8; offset]);
@@ -128,17 +128,11 @@ fn percent_encode(value: &[u8]) -> Vec<u8> {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b);
         } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            out.push(b'%');
+            out.extend_from_slice(crate::hex(&[b], crate::UPPER_HEX).as_bytes());
         }
     }
     out
-}
-
-fn hex(value: &[u8], digits: &[u8; 16]) -> Vec<u8> {
-    value
-        .iter()
-        .flat_map(|b| [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]])
-        .collect()
 }
 
 /// Finds fingerprinted forms in text.
@@ -295,17 +289,11 @@ mod tests {
             "q=sk_live_4eC39HqLyjWDarjtT1zdp7dc%2F%2B%3F&x=1".to_owned(),
             format!(
                 "hex {} end",
-                hex(secret.as_bytes(), b"0123456789abcdef")
-                    .iter()
-                    .map(|b| *b as char)
-                    .collect::<String>()
+                crate::hex(secret.as_bytes(), crate::LOWER_HEX)
             ),
             format!(
                 "HEX {} end",
-                hex(secret.as_bytes(), b"0123456789ABCDEF")
-                    .iter()
-                    .map(|b| *b as char)
-                    .collect::<String>()
+                crate::hex(secret.as_bytes(), crate::UPPER_HEX)
             ),
             // Embedded in a larger base64 blob at each alignment.
             format!("blob {}", b64.encode(format!("x{secret}y"))),

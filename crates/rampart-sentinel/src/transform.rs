@@ -40,11 +40,7 @@ impl Tokenizer {
     fn digest(key: &HmacKey, class: Class, value: &str, hex: usize) -> String {
         let normal = normalise(class, value);
         let mac = key.sign(&[class.as_str().as_bytes(), b"\0", normal.as_bytes()]);
-        let mut out = String::with_capacity(hex);
-        for b in mac.iter().take(hex / 2) {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        crate::hex(&mac[..hex / 2], crate::LOWER_HEX)
     }
 
     /// `[EMAIL_3f9a1c0b2d4e]`: the same value always gives the same token for this tenant.
