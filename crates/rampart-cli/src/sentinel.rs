@@ -14,7 +14,7 @@ use clap::Subcommand;
 use rampart_sentinel::eval::{evaluate, parse_corpus};
 use rampart_sentinel::policy::Policy;
 use rampart_sentinel::transform::{NoVault, Tokenizer, redact};
-use rampart_sentinel::{Channel, Class, Detector, Rule, char_offsets};
+use rampart_sentinel::{Channel, Class, CodePoints, Detector, Rule};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -124,16 +124,12 @@ pub fn run(cmd: SentinelCommand) -> anyhow::Result<ExitCode> {
                     &tokenizer,
                     &mut NoVault,
                 )?;
-                let mut offsets: Vec<usize> =
-                    r.applied.iter().flat_map(|a| [a.start, a.end]).collect();
-                offsets.sort_unstable();
-                let chars = char_offsets(text, &offsets);
-                let at = |o: usize| offsets.binary_search(&o).map(|i| chars[i]).unwrap_or(0);
+                let at = CodePoints::new(text, r.applied.iter().flat_map(|a| [a.start, a.end]));
                 let spans: Vec<_> = r
                     .applied
                     .iter()
                     .map(|a| {
-                        let mut v = json!({"class": a.class, "start": at(a.start), "end": at(a.end), "score": round(a.score), "mode": a.mode});
+                        let mut v = json!({"class": a.class, "start": at.of(a.start), "end": at.of(a.end), "score": round(a.score), "mode": a.mode});
                         if let Some(t) = &a.token {
                             v["token"] = json!(t);
                         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Class, Detector, Finding, Rule, char_offsets};
+use crate::{Class, CodePoints, Detector, Finding, Rule};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LabelledSpan {
@@ -71,16 +71,13 @@ pub struct Predicted {
 
 /// Findings of [`Detector::scan`] converted to code points.
 pub fn predicted(text: &str, findings: &[Finding]) -> Vec<Predicted> {
-    let mut offsets: Vec<usize> = findings.iter().flat_map(|f| [f.start, f.end]).collect();
-    offsets.sort_unstable();
-    let chars = char_offsets(text, &offsets);
-    let lookup = |o: usize| offsets.binary_search(&o).map(|i| chars[i]).unwrap_or(0);
+    let at = CodePoints::new(text, findings.iter().flat_map(|f| [f.start, f.end]));
     findings
         .iter()
         .map(|f| Predicted {
             class: f.class,
-            start: lookup(f.start),
-            end: lookup(f.end),
+            start: at.of(f.start),
+            end: at.of(f.end),
             score: f.score,
             rule: Some(f.rule),
         })

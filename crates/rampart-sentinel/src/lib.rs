@@ -32,24 +32,34 @@ pub use class::{Channel, Class, UnknownName};
 pub use detect::{BuildError, CONTEXT_RADIUS, Detector, Finding};
 pub use rule::Rule;
 
-/// Converts byte offsets of `text` to Unicode code-point offsets, for output that counts
-/// characters (the CLI and the API report code points). `offsets` must be ascending.
-pub fn char_offsets(text: &str, offsets: &[usize]) -> Vec<usize> {
-    let mut out = Vec::with_capacity(offsets.len());
-    let mut chars = 0;
-    let mut pos = 0;
-    for &o in offsets {
-        let o = o.min(text.len());
-        if o >= pos {
-            chars += text[pos..o].chars().count();
+/// Byte offsets of one text converted to Unicode code-point offsets, for output that counts
+/// characters (the CLI and the API report code points). Built once per text from the offsets
+/// that will be asked for, in one pass.
+#[derive(Debug)]
+pub struct CodePoints {
+    bytes: Vec<usize>,
+    chars: Vec<usize>,
+}
+
+impl CodePoints {
+    pub fn new(text: &str, offsets: impl IntoIterator<Item = usize>) -> Self {
+        let mut bytes: Vec<usize> = offsets.into_iter().map(|o| o.min(text.len())).collect();
+        bytes.sort_unstable();
+        bytes.dedup();
+        let mut chars = Vec::with_capacity(bytes.len());
+        let (mut count, mut pos) = (0, 0);
+        for &o in &bytes {
+            count += text[pos..o].chars().count();
             pos = o;
-        } else {
-            chars = text[..o].chars().count();
-            pos = o;
+            chars.push(count);
         }
-        out.push(chars);
+        CodePoints { bytes, chars }
     }
-    out
+
+    /// The code-point offset of byte offset `byte` (one of those given to [`CodePoints::new`]).
+    pub fn of(&self, byte: usize) -> usize {
+        self.bytes.binary_search(&byte).map_or(0, |i| self.chars[i])
+    }
 }
 
 pub(crate) const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
