@@ -19,6 +19,8 @@ pub const HOLD: usize = 320;
 pub const LEFT_CONTEXT: usize = 320;
 /// The most a stream holds when it sees no safe boundary.
 pub const MAX_HOLD: usize = 64 * 1024;
+/// How much new text a stream waits for before it scans its buffer again.
+const RESCAN_STEP: usize = 64;
 
 /// Redacts a stream. Feed chunks with [`StreamRedactor::push`]; call [`StreamRedactor::finish`]
 /// at the end. What comes out, concatenated, equals redacting the whole text at once.
@@ -32,6 +34,8 @@ pub struct StreamRedactor<'a> {
     pending: String,
     /// Bytes released so far (of the original text).
     released: usize,
+    /// The pending length at which the next release is tried.
+    retry_at: usize,
     applied: Vec<Applied>,
 }
 
@@ -61,6 +65,7 @@ impl<'a> StreamRedactor<'a> {
             left: String::new(),
             pending: String::new(),
             released: 0,
+            retry_at: 0,
             applied: Vec::new(),
         }
     }
@@ -73,10 +78,16 @@ impl<'a> StreamRedactor<'a> {
     pub fn push<V: TokenVault>(&mut self, chunk: &str, vault: &mut V) -> Result<String, V::Error> {
         self.pending.push_str(chunk);
         let hold = HOLD.max(self.scrubber.map_or(0, SecretScrubber::longest) + 1);
-        if self.pending.len() <= hold {
+        if self.pending.len() <= hold || self.pending.len() < self.retry_at {
             return Ok(String::new());
         }
-        self.release(false, hold, vault)
+        let out = self.release(false, hold, vault)?;
+        // Each try scans the whole buffer. Token-sized chunks would make that quadratic, worst in
+        // a long run with no safe boundary: wait for a step of new text, and for the buffer to
+        // grow by half when nothing could be released.
+        let step = if out.is_empty() { self.pending.len() / 2 } else { 0 };
+        self.retry_at = self.pending.len() + step.max(RESCAN_STEP);
+        Ok(out)
     }
 
     pub fn finish<V: TokenVault>(
