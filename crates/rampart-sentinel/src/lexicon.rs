@@ -40,7 +40,7 @@ pub static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| {
 /// Street types for the address patterns, longest first so the alternation prefers `Street`
 /// over `St`.
 pub fn street_types() -> Vec<&'static str> {
-    let mut types: Vec<&'static str> = lines(include_str!("../data/street-types.txt")).collect();
+    let mut types: Vec<&'static str> = STREET_TYPES.iter().copied().collect();
     types.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     types
 }

@@ -85,7 +85,11 @@ impl<'a> StreamRedactor<'a> {
         // Each try scans the whole buffer. Token-sized chunks would make that quadratic, worst in
         // a long run with no safe boundary: wait for a step of new text, and for the buffer to
         // grow by half when nothing could be released.
-        let step = if out.is_empty() { self.pending.len() / 2 } else { 0 };
+        let step = if out.is_empty() {
+            self.pending.len() / 2
+        } else {
+            0
+        };
         self.retry_at = self.pending.len() + step.max(RESCAN_STEP);
         Ok(out)
     }

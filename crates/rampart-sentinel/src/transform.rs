@@ -136,25 +136,19 @@ pub fn redact<V: TokenVault>(
     let mut applied = Vec::new();
     let mut at = 0;
     for f in findings {
-        let (mode, threshold) = if f.rule == crate::Rule::LiveSecret {
-            // A live secret is never passed through or sealed anywhere: it is removed.
-            (Mode::Strict, 0.0)
-        } else {
-            policy.decide(f.class, channel)
-        };
-        if f.score < threshold || f.start < at {
+        if f.start < at {
             continue;
         }
         let value = &text[f.start..f.end];
-        let token = match mode {
-            _ if f.rule == crate::Rule::LiveSecret => Some(crate::scrub::SCRUBBED.to_owned()),
-            Mode::Flag => None,
-            Mode::Strict => Some(tokenizer.strict_token(f.class, value)),
-            Mode::Reversible => {
-                let token = tokenizer.reversible_token(f.class, value);
-                vault.seal(f.class, &token, value)?;
-                Some(token)
+        let (mode, token) = if f.rule == crate::Rule::LiveSecret {
+            // A live secret is removed whatever the policy: never passed through, never sealed.
+            (Mode::Strict, Some(crate::scrub::SCRUBBED.to_owned()))
+        } else {
+            let (mode, threshold) = policy.decide(f.class, channel);
+            if f.score < threshold {
+                continue;
             }
+            (mode, policy_token(mode, f.class, value, tokenizer, vault)?)
         };
         if let Some(token) = &token {
             out.push_str(&text[at..f.start]);
@@ -172,6 +166,25 @@ pub fn redact<V: TokenVault>(
     }
     out.push_str(&text[at..]);
     Ok(Redaction { text: out, applied })
+}
+
+/// The token `mode` puts in place of `value` (none for `flag`), sealing reversible values.
+fn policy_token<V: TokenVault>(
+    mode: Mode,
+    class: Class,
+    value: &str,
+    tokenizer: &Tokenizer,
+    vault: &mut V,
+) -> Result<Option<String>, V::Error> {
+    Ok(match mode {
+        Mode::Flag => None,
+        Mode::Strict => Some(tokenizer.strict_token(class, value)),
+        Mode::Reversible => {
+            let token = tokenizer.reversible_token(class, value);
+            vault.seal(class, &token, value)?;
+            Some(token)
+        }
+    })
 }
 
 /// Where a reversible token starts and ends in `text`, from `from`: `[CLASS_R_<20 hex>]`.
