@@ -18,7 +18,7 @@ pub const SCRUBBED: &str = "[SECRET_SCRUBBED]";
 pub struct FingerprintKey {
     mac: HmacKey,
     /// The base of the rolling hash, odd and secret.
-    base: u64,
+    base: Zeroizing<u64>,
 }
 
 impl std::fmt::Debug for FingerprintKey {
@@ -39,18 +39,18 @@ impl FingerprintKey {
     pub fn new(material: &[u8]) -> Result<Self, rampart_crypto::CryptoError> {
         let base_bytes =
             DerivedKey::from_secret_material(material, "rampart sentinel rolling base v1")?;
-        let mut b = [0u8; 8];
+        let mut b = Zeroizing::new([0u8; 8]);
         b.copy_from_slice(&base_bytes.expose()[..8]);
         Ok(FingerprintKey {
             mac: DerivedKey::from_secret_material(material, "rampart sentinel fingerprint v1")?
                 .into_hmac()?,
-            base: u64::from_le_bytes(b) | 1,
+            base: Zeroizing::new(u64::from_le_bytes(*b) | 1),
         })
     }
 
     fn rolling(&self, bytes: &[u8]) -> u64 {
         bytes.iter().fold(0u64, |h, b| {
-            h.wrapping_mul(self.base).wrapping_add(u64::from(*b) + 1)
+            h.wrapping_mul(*self.base).wrapping_add(u64::from(*b) + 1)
         })
     }
 
@@ -166,7 +166,7 @@ impl SecretScrubber {
         let powers = by_len
             .keys()
             .map(|&len| {
-                let p = (1..len).fold(1u64, |p, _| p.wrapping_mul(key.base));
+                let p = (1..len).fold(1u64, |p, _| p.wrapping_mul(*key.base));
                 (len, p)
             })
             .collect();
@@ -209,7 +209,7 @@ impl SecretScrubber {
                 }
                 h = h
                     .wrapping_sub((u64::from(bytes[i]) + 1).wrapping_mul(top))
-                    .wrapping_mul(self.key.base)
+                    .wrapping_mul(*self.key.base)
                     .wrapping_add(u64::from(bytes[i + len]) + 1);
                 i += 1;
             }
