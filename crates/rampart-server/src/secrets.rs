@@ -217,16 +217,29 @@ impl SecretsService {
         if record.deleted_at.is_some() {
             return Err(SecretsError::Deleted(p.to_owned(), version));
         }
-        let sealed = record
-            .sealed
-            .as_ref()
-            .ok_or_else(|| SecretsError::Destroyed(p.to_owned(), version))?;
-        let kek = self.kek(tx, tenant, i64::from(sealed.key_version)).await?;
-        let value = kek.open(path, secret_version(version)?, sealed)?;
+        let value = self.open_version(tx, path, &record).await?;
         Ok(Opened {
             version: record,
             value,
         })
+    }
+
+    /// The value of a stored version, whether or not it is soft-deleted (refused once
+    /// destroyed). `path` is the record's path, parsed.
+    pub async fn open_version(
+        &self,
+        tx: &mut Tx,
+        path: &SecretPath,
+        record: &SecretVersionRecord,
+    ) -> Result<Secret<Vec<u8>>, SecretsError> {
+        let sealed = record
+            .sealed
+            .as_ref()
+            .ok_or_else(|| SecretsError::Destroyed(record.path.clone(), record.version))?;
+        let kek = self
+            .kek(tx, record.tenant_id, i64::from(sealed.key_version))
+            .await?;
+        Ok(kek.open(path, secret_version(record.version)?, sealed)?)
     }
 
     /// Retires the active KEK version and makes a new one active. Returns (retired, new).
