@@ -35,6 +35,39 @@ pub struct Fingerprint {
     pub mac: [u8; 32],
 }
 
+impl Fingerprint {
+    /// Bytes per fingerprint in [`Fingerprint::encode`]'s output.
+    pub const ENCODED_LEN: usize = 48;
+
+    /// Fingerprints as stored: for each, length and rolling hash (little-endian u64) and MAC.
+    pub fn encode(fps: &[Fingerprint]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(fps.len() * Self::ENCODED_LEN);
+        for f in fps {
+            out.extend_from_slice(&(f.len as u64).to_le_bytes());
+            out.extend_from_slice(&f.rolling.to_le_bytes());
+            out.extend_from_slice(&f.mac);
+        }
+        out
+    }
+
+    /// Reads [`Fingerprint::encode`]'s output; `None` if it is not a whole number of them.
+    pub fn decode(bytes: &[u8]) -> Option<Vec<Fingerprint>> {
+        if !bytes.len().is_multiple_of(Self::ENCODED_LEN) {
+            return None;
+        }
+        bytes
+            .chunks_exact(Self::ENCODED_LEN)
+            .map(|c| {
+                Some(Fingerprint {
+                    len: usize::try_from(u64::from_le_bytes(c[..8].try_into().ok()?)).ok()?,
+                    rolling: u64::from_le_bytes(c[8..16].try_into().ok()?),
+                    mac: c[16..].try_into().ok()?,
+                })
+            })
+            .collect()
+    }
+}
+
 impl FingerprintKey {
     pub fn new(material: &[u8]) -> Result<Self, rampart_crypto::CryptoError> {
         let base_bytes =
@@ -274,6 +307,16 @@ mod tests {
             .flat_map(|s| key.fingerprints(s.as_bytes()))
             .collect();
         SecretScrubber::new(FingerprintKey::new(&[9; 32]).unwrap(), fps)
+    }
+
+    #[test]
+    fn fingerprints_round_trip_through_their_stored_form() {
+        let key = FingerprintKey::new(&[9; 32]).unwrap();
+        let fps = key.fingerprints(b"sk_live_4eC39HqLyjWDarjtT1zdp7dc");
+        let bytes = Fingerprint::encode(&fps);
+        assert_eq!(bytes.len(), fps.len() * Fingerprint::ENCODED_LEN);
+        assert_eq!(Fingerprint::decode(&bytes).unwrap(), fps);
+        assert!(Fingerprint::decode(&bytes[1..]).is_none());
     }
 
     #[test]

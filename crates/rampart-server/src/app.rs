@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
 use crate::routes::{
-    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, secrets, tenants, tlog,
-    webhooks,
+    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, secrets, sentinel,
+    tenants, tlog, webhooks,
 };
 use crate::state::AppState;
 
@@ -49,6 +49,7 @@ use crate::state::AppState;
         (name = "secrets", description = "Versioned secrets, sealed under per-tenant key-encryption keys"),
         (name = "agents", description = "Agent profiles with their allowlists, and dynamic credential engines"),
         (name = "leases", description = "Just-in-time credentials for an agent and a mission"),
+        (name = "sentinel", description = "The PII Sentinel: detection, redaction under the tenant's policy, reversible tokens"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document"),
     )
@@ -196,6 +197,11 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leases::get_lease))
         .routes(routes!(leases::renew))
         .routes(routes!(leases::revoke))
+        .routes(routes!(sentinel::scan))
+        .routes(routes!(sentinel::redact))
+        .routes(routes!(sentinel::reveal))
+        .routes(routes!(sentinel::get_policy, sentinel::put_policy))
+        .routes(routes!(sentinel::destroy_key))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.

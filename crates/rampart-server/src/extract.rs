@@ -439,6 +439,9 @@ needs! {
     NeedLeasesIssue => LeasesIssue,
     NeedLeasesAdmin => LeasesAdmin,
     NeedWebhooksManage => WebhooksManage,
+    NeedSentinelUse => SentinelUse,
+    NeedSentinelReveal => SentinelReveal,
+    NeedSentinelAdmin => SentinelAdmin,
 }
 
 /// Whether the request's transaction may write.

@@ -28,6 +28,7 @@ pub mod leases;
 pub mod ledger_keys;
 pub mod routes;
 pub mod secrets;
+pub mod sentinel;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;

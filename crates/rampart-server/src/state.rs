@@ -93,6 +93,8 @@ pub struct Inner {
     pub ledger_keys: Arc<LedgerKeys>,
     /// Tenants' key-encryption keys and secrets.
     pub secrets: SecretsService,
+    /// Per-tenant Sentinel keys, vault and scrubber.
+    pub sentinel: crate::sentinel::SentinelService,
     /// Wakes the webhook delivery worker.
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// The event bus (this node's producer identity and transport).
@@ -430,6 +432,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
     bootstrap::ensure_signing_key(&store, &keys, &*audit, boot.system_tenant).await?;
     keys.reload().await?;
     let secrets = SecretsService::new(KekWrapper::from_root(&root)?);
+    let sentinel = crate::sentinel::SentinelService::new(&root)?;
+    // The detectors compile once per process; do it now rather than in the first request.
+    tokio::task::spawn_blocking(|| crate::sentinel::engines().map(drop));
     let state = AppState(Arc::new(Inner {
         config,
         store,
@@ -441,6 +446,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Started, StartE
         ledger,
         ledger_keys,
         secrets,
+        sentinel,
         webhook_wake,
         bus,
     }));

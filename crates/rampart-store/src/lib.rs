@@ -23,8 +23,9 @@ pub use error::StoreError;
 pub use records::{
     AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord, LeaseFilter,
     LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
-    SecretBackendRecord, SecretRecord, SecretVersionRecord, SigningKeyRecord, TenantKeyRecord,
-    TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
+    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord,
+    SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
+    TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
 };
 pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};

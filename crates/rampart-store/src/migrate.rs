@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_webhooks.sql"),
         sqlite: include_str!("../migrations/sqlite/0006_webhooks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "sentinel",
+        postgres: include_str!("../migrations/postgres/0007_sentinel.sql"),
+        sqlite: include_str!("../migrations/sqlite/0007_sentinel.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

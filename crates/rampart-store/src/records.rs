@@ -443,3 +443,58 @@ pub struct WebhookDeliveryRecord {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+/// One version of a tenant's Sentinel policy (the newest is in force).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentinelPolicyRecord {
+    pub tenant_id: TenantId,
+    pub version: i64,
+    /// The policy document as the API took it.
+    pub document: serde_json::Value,
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+/// One generation of a tenant's Sentinel key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelKeyRecord {
+    pub tenant_id: TenantId,
+    pub generation: i64,
+    /// Sealed under the tenant's key-encryption key; `None` once destroyed.
+    pub sealed_key: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub destroyed_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SentinelKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelKeyRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("generation", &self.generation)
+            .field("destroyed_at", &self.destroyed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reversible token and the value it stands for, sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentinelTokenRecord {
+    pub tenant_id: TenantId,
+    pub token: String,
+    /// The key generation the value is sealed under.
+    pub generation: i64,
+    pub class: String,
+    pub sealed_value: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for SentinelTokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelTokenRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("token", &self.token)
+            .field("generation", &self.generation)
+            .field("class", &self.class)
+            .finish_non_exhaustive()
+    }
+}

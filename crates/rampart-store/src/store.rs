@@ -62,6 +62,10 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("secret_backends", "SELECT, INSERT, UPDATE, DELETE"),
         ("webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"),
         ("webhook_deliveries", "SELECT, INSERT, UPDATE, DELETE"),
+        ("sentinel_policies", "SELECT, INSERT"),
+        ("sentinel_keys", "SELECT, INSERT, UPDATE"),
+        ("sentinel_tokens", "SELECT, INSERT, DELETE"),
+        ("sentinel_fingerprints", "SELECT, INSERT"),
     ]
 }
 

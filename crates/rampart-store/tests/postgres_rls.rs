@@ -227,6 +227,37 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
+    tx.insert_sentinel_policy(&rampart_store::SentinelPolicyRecord {
+        tenant_id: tenant,
+        version: 1,
+        document: serde_json::json!({ "default": { "mode": "strict", "threshold": 0.5 } }),
+        created_by: "seed".into(),
+        created_at: now(),
+    })
+    .await
+    .unwrap();
+    tx.insert_sentinel_key(&rampart_store::SentinelKeyRecord {
+        tenant_id: tenant,
+        generation: 1,
+        sealed_key: Some(vec![5; 64]),
+        created_at: now(),
+        destroyed_at: None,
+    })
+    .await
+    .unwrap();
+    tx.insert_sentinel_token(&rampart_store::SentinelTokenRecord {
+        tenant_id: tenant,
+        token: "[EMAIL_R_0123456789abcdef0123]".into(),
+        generation: 1,
+        class: "EMAIL".into(),
+        sealed_value: vec![6; 40],
+        created_at: now(),
+    })
+    .await
+    .unwrap();
+    tx.insert_sentinel_fingerprints(tenant, "db/password", version, &[7; 48])
+        .await
+        .unwrap();
     tx.append_audit(
         &AuditEvent {
             tenant_id: tenant,
@@ -355,6 +386,10 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "secret_backends",
         "webhook_endpoints",
         "webhook_deliveries",
+        "sentinel_policies",
+        "sentinel_keys",
+        "sentinel_tokens",
+        "sentinel_fingerprints",
     ]
     .into_iter()
     .map(String::from)

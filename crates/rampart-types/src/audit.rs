@@ -95,6 +95,15 @@ actions! {
     WebhookReplay = "webhook.replay";
     /// One delivery attempt of a webhook message, and its outcome.
     WebhookAttempt = "webhook.attempt";
+    /// Text was redacted under the tenant's Sentinel policy: the classes and modes applied,
+    /// never the values.
+    SentinelRedact = "sentinel.redact";
+    /// Values behind reversible Sentinel tokens were revealed (the tokens, never the values).
+    SentinelReveal = "sentinel.reveal";
+    /// A new version of the tenant's Sentinel policy was stored.
+    SentinelPolicyChange = "sentinel_policy.change";
+    /// The tenant's Sentinel key was destroyed: its reversible tokens cannot be revealed again.
+    SentinelKeyDestroy = "sentinel_key.destroy";
 }
 
 impl fmt::Display for AuditAction {

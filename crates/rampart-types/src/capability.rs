@@ -71,6 +71,12 @@ capabilities! {
     LeasesAdmin = "leases:admin", platform = false;
     /// Manage the tenant's webhook endpoints, read their deliveries and replay failed ones.
     WebhooksManage = "webhooks:manage", platform = false;
+    /// Scan and redact text with the tenant's Sentinel policy.
+    SentinelUse = "sentinel:use", platform = false;
+    /// Reveal the values behind reversible Sentinel tokens (every reveal is audited).
+    SentinelReveal = "sentinel:reveal", platform = false;
+    /// Change the tenant's Sentinel policy; destroy its Sentinel key.
+    SentinelAdmin = "sentinel:admin", platform = false;
 }
 
 impl fmt::Display for Capability {

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod leases;
 pub mod ledger;
 pub mod secrets;
+pub mod sentinel;
 pub mod tenants;
 pub mod tlog;
 pub mod vault;

@@ -1058,6 +1058,11 @@ async fn rewrap_all(
             crate::webhooks::reseal_endpoint_keys(state, &mut tx, tenant, from, now)
                 .await
                 .map_err(ApiError::internal)?;
+            // So does the tenant's Sentinel key.
+            state
+                .sentinel
+                .reseal_key(&state.secrets, &mut tx, tenant, from, now)
+                .await?;
         }
         tx.commit().await?;
         total += batch.versions;

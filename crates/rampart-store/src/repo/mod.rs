@@ -13,6 +13,7 @@ mod leases;
 mod ledger_keys;
 mod meta;
 mod secrets;
+mod sentinel;
 mod signing_keys;
 mod tenants;
 mod tokens;

@@ -30,7 +30,7 @@ fn secret_from_row(row: &AnyRow) -> Result<SecretRecord, StoreError> {
     })
 }
 
-fn version_from_row(row: &AnyRow) -> Result<SecretVersionRecord, StoreError> {
+pub(super) fn version_from_row(row: &AnyRow) -> Result<SecretVersionRecord, StoreError> {
     let sealed = match (
         row.opt_int("key_version")?,
         row.opt_bytes("wrapped_dek")?,
