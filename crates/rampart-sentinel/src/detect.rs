@@ -176,7 +176,7 @@ fn patterns() -> Vec<(Pattern, String)> {
         ),
         (
             Pattern::Number,
-            r"(?:\+ ?(?:\([0-9]{1,4}\) ?)?|\([0-9]{1,4}\) ?|\b)[0-9](?:(?:[ .-]|\) ?)?[0-9]){5,22}\b".into(),
+            r"(?:\+ ?(?:\([0-9]{1,4}\) ?)?|\([0-9]{1,4}\) ?|\b)[0-9](?:(?:[ .-]|\) ?)?[0-9]){5,22}(?:,? ?(?i:x|ext\.?|extension) ?[0-9]{1,6})?\b".into(),
         ),
     ]
 }
@@ -830,6 +830,17 @@ fn value_start_after_cue(s: &str) -> usize {
 /// Digit runs: cards, SSNs, phone numbers, national ids and account numbers, told apart by
 /// shape, checksum and context.
 fn number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
+    if let Some(at) = extension_start(&text[start..end]) {
+        // "555-0187 x12": a phone number's span keeps its extension; anything else found
+        // before the `x` keeps its own span.
+        let found = out.len();
+        if classify_number(text, start, start + at, out) {
+            for f in out[found..].iter_mut().filter(|f| f.class == Class::Phone) {
+                f.end = end;
+            }
+        }
+        return;
+    }
     if classify_number(text, start, end, out) {
         return;
     }
@@ -851,6 +862,13 @@ fn number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+/// Where a phone extension (`x12`, `ext. 12`, `extension 12`) starts in a digit run, with the
+/// separators before it.
+fn extension_start(s: &str) -> Option<usize> {
+    let at = s.find(|c: char| c.is_ascii_alphabetic())?;
+    Some(s[..at].trim_end_matches([' ', ',']).len())
 }
 
 fn group_lengths(s: &str) -> Vec<usize> {
@@ -885,7 +903,7 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
         };
         return push(out, rule);
     }
-    if (13..=19).contains(&n)
+    if (12..=19).contains(&n)
         && (contiguous
             || groups.iter().all(|g| *g == 4)
             || groups == [4, 6, 5]
@@ -1365,6 +1383,27 @@ mod tests {
         finds("SSN 536-22-1234.", Class::GovId, "536-22-1234");
         finds("call (212) 555-0187 now", Class::Phone, "(212) 555-0187");
         finds("ring +44 20 7946 0958", Class::Phone, "+44 20 7946 0958");
+        finds(
+            "phone: 212-555-0187x1551.",
+            Class::Phone,
+            "212-555-0187x1551",
+        );
+        finds(
+            "call +1-212-555-0187 ext. 42 today",
+            Class::Phone,
+            "+1-212-555-0187 ext. 42",
+        );
+        finds("cc: 5038 0663 2587", Class::PaymentCard, "5038 0663 2587");
+        finds(
+            "card 4111 1111 1111 1111 x2 on file",
+            Class::PaymentCard,
+            "4111 1111 1111 1111",
+        );
+        finds(
+            "ship to 86023 Cynthia Plains Apt. 857, West Tarabury, VA 09989 please",
+            Class::Address,
+            "86023 Cynthia Plains Apt. 857, West Tarabury, VA 09989",
+        );
         finds(
             "IBAN GB82 WEST 1234 5698 7654 32 please",
             Class::BankAccount,

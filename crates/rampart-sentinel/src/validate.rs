@@ -23,7 +23,7 @@ pub fn luhn(digits: &[u8]) -> bool {
 /// A payment card number: 13–19 digits, an issuer prefix that exists, and the Luhn check.
 pub fn payment_card(digits: &[u8]) -> bool {
     let n = digits.len();
-    if !(13..=19).contains(&n) || !luhn(digits) {
+    if !(12..=19).contains(&n) || !luhn(digits) {
         return false;
     }
     let prefix = |k: usize| -> u32 {
@@ -36,9 +36,16 @@ pub fn payment_card(digits: &[u8]) -> bool {
     let p4 = prefix(4);
     let p6 = prefix(6);
     match digits[0] {
-        b'4' => matches!(n, 13 | 16 | 19),              // Visa
-        b'5' => (51..=55).contains(&p2) && n == 16,     // Mastercard
-        b'2' => (2221..=2720).contains(&p4) && n == 16, // Mastercard 2-series
+        b'4' => matches!(n, 13 | 16 | 19), // Visa
+        b'5' => {
+            (51..=55).contains(&p2) && n == 16 // Mastercard
+            || matches!(p4, 5018 | 5020 | 5038 | 5893) && (12..=19).contains(&n)
+        } // Maestro
+        b'2' => {
+            (2221..=2720).contains(&p4) && n == 16 // Mastercard 2-series
+            || p4 == 2131 && n == 15
+        } // JCB (15 digits)
+        b'1' => p4 == 1800 && n == 15,     // JCB (15 digits)
         b'3' => {
             (matches!(p2, 34 | 37) && n == 15)                               // Amex
                 || ((300..=305).contains(&p3) || p2 == 36 || p2 == 38) && (14..=19).contains(&n) // Diners
@@ -48,7 +55,7 @@ pub fn payment_card(digits: &[u8]) -> bool {
             (p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) || (622_126..=622_925).contains(&p6))
                 && (16..=19).contains(&n)                                    // Discover
                 || p2 == 62 && (16..=19).contains(&n)                        // UnionPay
-                || (p4 == 6304 || p4 == 6759 || p4 == 6761 || p4 == 6763) && (12..=19).contains(&n) // Maestro
+                || matches!(p4, 6304 | 6759 | 6761 | 6762 | 6763) && (12..=19).contains(&n) // Maestro
         }
         _ => false,
     }
