@@ -21,11 +21,12 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord, LeaseFilter,
-    LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition, PostgresEngineRecord, RefreshRecord,
-    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord,
-    SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
-    TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
+    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord,
+    KeyGenerationRecord, LeaseFilter, LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition,
+    PostgresEngineRecord, RefreshRecord, SecretBackendRecord, SecretRecord, SecretVersionRecord,
+    SentinelKeyRecord, SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord,
+    TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord,
+    WebhookEndpointRecord,
 };
 pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};

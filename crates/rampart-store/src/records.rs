@@ -94,16 +94,31 @@ pub struct LedgerPosition {
     pub index: u64,
 }
 
-/// One generation of a tenant's ledger key, sealed under a key derived from the root key.
-/// `sealed_key` is `None` once destroyed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerKeyRecord {
+/// One generation of a per-tenant key kept sealed: `sealed_key` is `None` once destroyed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyGenerationRecord {
     pub tenant_id: TenantId,
     pub generation: i64,
     pub sealed_key: Option<Vec<u8>>,
     pub created_at: Timestamp,
     pub destroyed_at: Option<Timestamp>,
 }
+
+impl std::fmt::Debug for KeyGenerationRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGenerationRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("generation", &self.generation)
+            .field("destroyed_at", &self.destroyed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A generation of a tenant's ledger key, sealed under a key derived from the root key.
+pub type LedgerKeyRecord = KeyGenerationRecord;
+
+/// A generation of a tenant's Sentinel key, sealed under the tenant's key-encryption key.
+pub type SentinelKeyRecord = KeyGenerationRecord;
 
 /// Whether an access token's family and id are still live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,27 +468,6 @@ pub struct SentinelPolicyRecord {
     pub document: serde_json::Value,
     pub created_by: String,
     pub created_at: Timestamp,
-}
-
-/// One generation of a tenant's Sentinel key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SentinelKeyRecord {
-    pub tenant_id: TenantId,
-    pub generation: i64,
-    /// Sealed under the tenant's key-encryption key; `None` once destroyed.
-    pub sealed_key: Option<Vec<u8>>,
-    pub created_at: Timestamp,
-    pub destroyed_at: Option<Timestamp>,
-}
-
-impl std::fmt::Debug for SentinelKeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SentinelKeyRecord")
-            .field("tenant_id", &self.tenant_id)
-            .field("generation", &self.generation)
-            .field("destroyed_at", &self.destroyed_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A reversible token and the value it stands for, sealed.

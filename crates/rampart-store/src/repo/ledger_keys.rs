@@ -2,10 +2,11 @@ use rampart_types::{TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::tenant_id;
-use crate::{LedgerKeyRecord, StoreError, Tx};
+use crate::{KeyGenerationRecord, LedgerKeyRecord, StoreError, Tx};
 
-fn from_row(row: &AnyRow) -> Result<LedgerKeyRecord, StoreError> {
-    Ok(LedgerKeyRecord {
+/// A key generation row of `ledger_keys` or `sentinel_keys`.
+pub(super) fn key_generation_from_row(row: &AnyRow) -> Result<KeyGenerationRecord, StoreError> {
+    Ok(KeyGenerationRecord {
         tenant_id: tenant_id(row, "tenant_id")?,
         generation: row.int("generation")?,
         sealed_key: row.opt_bytes("sealed_key")?,
@@ -32,7 +33,7 @@ impl Tx {
         )
         .await?
         .iter()
-        .map(from_row)
+        .map(key_generation_from_row)
         .collect()
     }
 

@@ -20,16 +20,6 @@ fn policy_from_row(row: &AnyRow) -> Result<SentinelPolicyRecord, StoreError> {
     })
 }
 
-fn key_from_row(row: &AnyRow) -> Result<SentinelKeyRecord, StoreError> {
-    Ok(SentinelKeyRecord {
-        tenant_id: tenant_id(row, "tenant_id")?,
-        generation: row.int("generation")?,
-        sealed_key: row.opt_bytes("sealed_key")?,
-        created_at: row.ts("created_at")?,
-        destroyed_at: row.opt_ts("destroyed_at")?,
-    })
-}
-
 fn token_from_row(row: &AnyRow) -> Result<SentinelTokenRecord, StoreError> {
     Ok(SentinelTokenRecord {
         tenant_id: tenant_id(row, "tenant_id")?,
@@ -118,7 +108,7 @@ impl Tx {
         )
         .await?
         .iter()
-        .map(key_from_row)
+        .map(super::ledger_keys::key_generation_from_row)
         .collect()
     }
 
