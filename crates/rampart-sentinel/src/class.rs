@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What kind of sensitive value a span holds. The names are the wire names everywhere: API
 /// bodies, CLI output, policies and audit records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SentinelClass))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Class {
     Person,
@@ -102,6 +103,7 @@ impl FromStr for Class {
 
 /// Where text is going; a policy can treat the same class differently per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SentinelChannel))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Text an agent sends to a model.

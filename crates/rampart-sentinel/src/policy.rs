@@ -6,6 +6,7 @@ use crate::{Channel, Class};
 
 /// How a finding is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SentinelMode))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Replaced by a keyed, non-reversible token: the same value gets the same token within a
@@ -21,6 +22,7 @@ pub enum Mode {
 /// One line of a policy. A missing class or channel matches all of them; the most specific
 /// matching line wins (class and channel, then class, then channel, then the default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,22 +32,28 @@ pub struct PolicyRule {
     pub mode: Mode,
     /// Findings scored below this are ignored; the default's threshold when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub threshold: Option<f32>,
 }
 
+/// The mode and threshold of every class × channel no rule names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PolicyDefault))]
 #[serde(deny_unknown_fields)]
 pub struct Default {
     pub mode: Mode,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub threshold: f32,
 }
 
 /// A tenant's Sentinel policy, as stored and as sent over the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SentinelPolicy))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     pub default: Default,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 256))]
     pub rules: Vec<PolicyRule>,
 }
 

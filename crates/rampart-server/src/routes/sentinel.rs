@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use rampart_sentinel::policy::{Mode, Policy};
-use rampart_sentinel::{Channel, CodePoints};
+use rampart_sentinel::{Channel, Class, CodePoints};
 use rampart_store::SentinelPolicyRecord;
 use rampart_types::{AuditAction, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -30,73 +30,6 @@ const MAX_TEXT_CHARS: usize = 65_536;
 /// The most tokens one reveal takes.
 const MAX_REVEAL: usize = 256;
 
-/// A class name, as in every Sentinel body.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SentinelClass {
-    Person,
-    Email,
-    Phone,
-    Address,
-    GovId,
-    PaymentCard,
-    BankAccount,
-    IpAddress,
-    DateOfBirth,
-    Health,
-    Biometric,
-    Credential,
-    Minor,
-}
-
-/// Where text is going: it picks the policy lines that apply.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SentinelChannel {
-    Prompt,
-    ToolOutput,
-    Response,
-    Log,
-}
-
-/// What happens to a finding: `strict` (keyed token), `reversible` (token whose value is sealed
-/// in the tenant's vault) or `flag` (passed through, reported).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SentinelMode {
-    Strict,
-    Reversible,
-    Flag,
-}
-
-/// The mode and threshold for every class × channel no line names.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyDefault {
-    pub mode: SentinelMode,
-    /// Findings scored below this are left alone.
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub threshold: f32,
-}
-
-/// One policy line; a missing class or channel matches all. The most specific line wins;
-/// two lines naming the same class and channel are refused.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyLine {
-    pub class: Option<SentinelClass>,
-    pub channel: Option<SentinelChannel>,
-    pub mode: SentinelMode,
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub threshold: Option<f32>,
-}
-
-/// A Sentinel policy document.
-#[derive(Serialize, ToSchema)]
-pub struct PolicyDocument {
-    pub default: PolicyDefault,
-    #[schema(max_items = 256)]
-    pub rules: Option<Vec<PolicyLine>>,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
@@ -107,8 +40,7 @@ pub struct ScanRequest {
 /// One finding. Offsets are Unicode code points of the text, end exclusive.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Span {
-    #[schema(value_type = SentinelClass)]
-    pub class: String,
+    pub class: Class,
     pub start: usize,
     pub end: usize,
     /// Calibrated: spans scored 0.8 are right about 80% of the time on the labelled corpus.
@@ -144,19 +76,16 @@ pub struct RedactRequest {
     #[schema(max_length = 65536)]
     pub text: String,
     /// Default `prompt`.
-    #[schema(value_type = Option<SentinelChannel>)]
     pub channel: Option<Channel>,
 }
 
 /// What was done to one finding. Offsets are code points of the input text.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppliedSpan {
-    #[schema(value_type = SentinelClass)]
-    pub class: String,
+    pub class: Class,
     pub start: usize,
     pub end: usize,
     pub score: f32,
-    #[schema(value_type = SentinelMode)]
     pub mode: Mode,
     /// What replaced the value (absent for `flag`).
     pub token: Option<String>,
@@ -181,7 +110,7 @@ pub struct RevealRequest {
 #[derive(Serialize, ToSchema)]
 pub struct RevealedValue {
     pub token: String,
-    #[schema(value_type = SentinelClass)]
+    #[schema(value_type = Class)]
     pub class: String,
     pub value: String,
 }
@@ -197,7 +126,6 @@ pub struct RevealResult {
 pub struct PolicyView {
     /// 0: nothing stored yet; the built-in default (everything strict at 0.5) is in force.
     pub version: i64,
-    #[schema(value_type = PolicyDocument)]
     pub policy: Policy,
     pub created_by: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -215,7 +143,6 @@ pub struct PolicyQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
-    #[schema(value_type = PolicyDocument)]
     pub policy: Policy,
     /// Refuse (409) unless this is the version in force (0: none stored yet).
     #[schema(minimum = 0)]
@@ -267,7 +194,7 @@ pub async fn scan(
         spans: findings
             .iter()
             .map(|f| Span {
-                class: f.class.as_str().to_owned(),
+                class: f.class,
                 start: at.of(f.start),
                 end: at.of(f.end),
                 score: f.score,
@@ -347,7 +274,7 @@ pub async fn redact(
         .applied
         .into_iter()
         .map(|a| AppliedSpan {
-            class: a.class.as_str().to_owned(),
+            class: a.class,
             start: at.of(a.start),
             end: at.of(a.end),
             score: a.score,
