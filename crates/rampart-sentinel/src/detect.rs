@@ -489,26 +489,24 @@ fn window_after(text: &str, end: usize, radius: usize) -> String {
 
 /// Whether `hay` holds `needle` as whole words.
 fn contains_word(hay: &str, needle: &str) -> bool {
-    let h = hay.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = hay[from..].find(needle) {
-        let s = from + pos;
-        let e = s + needle.len();
-        let ok_before = s == 0
-            || !h[s - 1].is_ascii_alphanumeric()
-            || !needle.as_bytes()[0].is_ascii_alphanumeric();
-        let ok_after = e >= h.len()
-            || !h[e].is_ascii_alphanumeric()
-            || !needle.as_bytes()[needle.len() - 1].is_ascii_alphanumeric();
-        if ok_before && ok_after {
-            return true;
-        }
-        from = s + 1;
-        while !hay.is_char_boundary(from) {
-            from += 1;
-        }
+    // Context windows are a few dozen bytes: a direct scan beats setting up a substring
+    // searcher per needle. Byte matching is sound on UTF-8: a needle that starts with a lead
+    // byte can only match at a character boundary.
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let (Some(&first), Some(&last)) = (n.first(), n.last()) else {
+        return false;
+    };
+    if n.len() > h.len() {
+        return false;
     }
-    false
+    (0..=h.len() - n.len()).any(|s| {
+        let e = s + n.len();
+        h[s] == first
+            && h[e - 1] == last
+            && &h[s..e] == n
+            && (s == 0 || !h[s - 1].is_ascii_alphanumeric() || !first.is_ascii_alphanumeric())
+            && (e == h.len() || !h[e].is_ascii_alphanumeric() || !last.is_ascii_alphanumeric())
+    })
 }
 
 fn cue(text: &str, start: usize, words: &[&str]) -> bool {
@@ -1257,12 +1255,16 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
     let before_trim = before_trim.as_str();
     let prev_word = prev_word.as_str();
     let _ = &before;
-    // Context checks are the costly part; they run only when a rule needs them.
+    // Context checks are the costly part; they run only when a rule needs them. Comparing one
+    // byte first keeps most cues from reaching a full comparison.
+    let last_byte = before_trim.as_bytes().last();
     let cue_before = || {
         title
             || lexicon::PERSON_CUES_BEFORE.iter().any(|c| {
-                before_trim.ends_with(c.trim_end_matches([',', ':']))
-                    && before_trim[..before_trim.len() - c.trim_end_matches([',', ':']).len()]
+                let c = c.trim_end_matches([',', ':']);
+                c.as_bytes().last() == last_byte
+                    && before_trim.ends_with(c)
+                    && before_trim[..before_trim.len() - c.len()]
                         .chars()
                         .last()
                         .is_none_or(|p| !p.is_alphanumeric())
@@ -1271,7 +1273,8 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
     let strong_cue = || {
         title
             || lexicon::STRONG_PERSON_CUES.iter().any(|c| {
-                before_trim.ends_with(c)
+                c.as_bytes().last() == last_byte
+                    && before_trim.ends_with(c)
                     && before_trim[..before_trim.len() - c.len()]
                         .chars()
                         .last()
@@ -1344,6 +1347,21 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn cue_words_match_on_word_boundaries_only() {
+        assert!(contains_word("my ssn: ", "ssn"));
+        assert!(contains_word("ssn", "ssn"));
+        assert!(contains_word("the date of birth is", "date of birth"));
+        assert!(!contains_word("lessnote", "ssn"));
+        assert!(!contains_word("ssns", "ssn"));
+        assert!(!contains_word("ss", "ssn"));
+        assert!(!contains_word("anything", ""));
+        // A needle ending in punctuation needs no boundary after it; later occurrences count.
+        assert!(contains_word("no.5", "no."));
+        assert!(contains_word("xacct acct", "acct"));
+        assert!(contains_word("née — dob: 1990", "dob"));
+    }
 
     fn classes(text: &str) -> Vec<(Class, String)> {
         let d = Detector::new().unwrap();
