@@ -78,6 +78,20 @@ async fn put_policy(app: &TestApp, t: &str, policy: Value) -> Value {
     r.body
 }
 
+/// The tenant's audit trail as text (to check no value is in it) and its records of `action`.
+async fn audited(app: &TestApp, t: &str, action: &str) -> (String, Vec<Value>) {
+    let r = app.get("/v1/audit/events?limit=1000", t).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let events = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .cloned()
+        .collect();
+    (r.text, events)
+}
+
 /// The token a redaction put in place of the span of `class`.
 fn token_of(body: &Value, class: &str) -> String {
     body["spans"]
@@ -194,16 +208,10 @@ async fn strict_tokens_are_stable_within_a_tenant_and_differ_across_tenants(b: B
     assert_ne!(token_of(&r3, "EMAIL"), email);
 
     // Each redaction is audited with classes and modes, never the values.
-    let r = app.get("/v1/audit/events?limit=100", &a).await;
-    let events: Vec<&Value> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "sentinel.redact")
-        .collect();
-    assert_eq!(events.len(), 2, "{}", r.text);
-    assert!(!r.text.contains("jane.doe") && !r.text.contains("555-0187"));
-    assert!(r.text.contains("\"EMAIL\""), "{}", r.text);
+    let (trail, events) = audited(&app, &a, "sentinel.redact").await;
+    assert_eq!(events.len(), 2, "{trail}");
+    assert!(!trail.contains("jane.doe") && !trail.contains("555-0187"));
+    assert!(trail.contains("\"EMAIL\""), "{trail}");
     app.close().await;
 }
 
@@ -326,16 +334,9 @@ async fn reversible_tokens_are_revealed_only_with_the_capability_and_audited(b: 
         .assert_problem(422, "validation-failed");
 
     // The reveal is audited with the token, never the value.
-    let r = app.get("/v1/audit/events?limit=100", &t).await;
-    let ev = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "sentinel.reveal")
-        .unwrap()
-        .clone();
-    assert!(ev.to_string().contains(&tok));
-    assert!(!r.text.to_lowercase().contains("jane.doe"), "{}", r.text);
+    let (trail, events) = audited(&app, &t, "sentinel.reveal").await;
+    assert!(events[0].to_string().contains(&tok));
+    assert!(!trail.to_lowercase().contains("jane.doe"), "{trail}");
 
     // It survives a restart.
     let app = app.restart().await;
@@ -515,15 +516,9 @@ async fn redaction_is_refused_when_the_audit_trail_is_down(b: Backend) {
         &redact(&app, &t, "mail jane.doe@example.com", "prompt").await,
         "EMAIL",
     );
-    let r = app.get("/v1/audit/events?limit=100", &t).await;
-    let redactions: Vec<&Value> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "sentinel.redact")
-        .collect();
+    let (trail, redactions) = audited(&app, &t, "sentinel.redact").await;
     assert_eq!(redactions.len(), 1, "only the accepted call is recorded");
-    assert_eq!(redactions[0]["detail"]["sealed"], 1, "{}", r.text);
+    assert_eq!(redactions[0]["detail"]["sealed"], 1, "{trail}");
     assert_eq!(
         reveal(&app, &t, &[&tok]).await["values"][0]["value"],
         "jane.doe@example.com"
