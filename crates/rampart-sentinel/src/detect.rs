@@ -199,7 +199,7 @@ impl std::fmt::Debug for Detector {
 }
 
 /// The detector could not be built (a bug in a built-in pattern; never bad user input).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("the built-in detection patterns did not compile: {0}")]
 pub struct BuildError(String);
 
@@ -245,8 +245,11 @@ impl Detector {
             .kind(Some(AhoCorasickKind::DFA))
             .build(keyword_rules.iter().map(|(_, t)| t))
             .map_err(|e| BuildError(e.to_string()))?;
-        // Build the name lists now rather than on the first scan.
+        // Build the name lists and the number cue index now rather than on the first scan.
         std::sync::LazyLock::force(&LEXICON);
+        if let Err(e) = &*NUMBER_CUE_INDEX {
+            return Err(e.clone());
+        }
         Ok(Detector {
             regex,
             kinds,
@@ -508,6 +511,87 @@ fn contains_word(hay: &str, needle: &str) -> bool {
             && (e == h.len() || !h[e].is_ascii_alphanumeric() || !last.is_ascii_alphanumeric())
     })
 }
+
+/// The cue lists a digit run's context is asked about.
+#[derive(Debug, Clone, Copy)]
+enum NumberCue {
+    Ssn,
+    Passport,
+    Driver,
+    National,
+    Bank,
+    Routing,
+    Phone,
+}
+
+const NUMBER_CUES: [(NumberCue, &[&str]); 7] = [
+    (NumberCue::Ssn, cues::SSN),
+    (NumberCue::Passport, cues::PASSPORT),
+    (NumberCue::Driver, cues::DRIVER),
+    (NumberCue::National, cues::NATIONAL),
+    (NumberCue::Bank, cues::BANK),
+    (NumberCue::Routing, &["routing", "aba", "rtn"]),
+    (NumberCue::Phone, cues::PHONE),
+];
+
+/// Every number cue word in one automaton, so a context window is read once per digit run
+/// rather than once per word.
+struct NumberCueIndex {
+    words: AhoCorasick,
+    /// Per word: the lists it belongs to, one bit per [`NumberCue`].
+    lists: Vec<u8>,
+    needles: Vec<&'static str>,
+}
+
+impl NumberCueIndex {
+    fn build() -> Result<Self, BuildError> {
+        let mut needles: Vec<&'static str> = Vec::new();
+        let mut lists: Vec<u8> = Vec::new();
+        for (cue, words) in NUMBER_CUES {
+            for w in words {
+                match needles.iter().position(|n| n == w) {
+                    Some(i) => lists[i] |= 1 << cue as u8,
+                    None => {
+                        needles.push(w);
+                        lists.push(1 << cue as u8);
+                    }
+                }
+            }
+        }
+        let words = AhoCorasickBuilder::new()
+            .match_kind(AcMatchKind::Standard)
+            .build(&needles)
+            .map_err(|e| BuildError(e.to_string()))?;
+        Ok(NumberCueIndex {
+            words,
+            lists,
+            needles,
+        })
+    }
+
+    /// The lists with a word in `window` (lower case), as bits; words count only whole, as in
+    /// [`contains_word`].
+    fn lists_in(&self, window: &str) -> u8 {
+        let h = window.as_bytes();
+        let mut found = 0;
+        for m in self.words.find_overlapping_iter(window) {
+            let n = self.needles[m.pattern().as_usize()].as_bytes();
+            let (s, e) = (m.start(), m.end());
+            let whole =
+                (s == 0 || !h[s - 1].is_ascii_alphanumeric() || !n[0].is_ascii_alphanumeric())
+                    && (e == h.len()
+                        || !h[e].is_ascii_alphanumeric()
+                        || !n[n.len() - 1].is_ascii_alphanumeric());
+            if whole {
+                found |= self.lists[m.pattern().as_usize()];
+            }
+        }
+        found
+    }
+}
+
+static NUMBER_CUE_INDEX: std::sync::LazyLock<Result<NumberCueIndex, BuildError>> =
+    std::sync::LazyLock::new(NumberCueIndex::build);
 
 fn cue(text: &str, start: usize, words: &[&str]) -> bool {
     let before = window_before(text, start, CONTEXT_RADIUS);
@@ -885,7 +969,15 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
     let contiguous = groups.len() == 1;
     // One lower-cased context window for every cue question below.
     let before = window_before(text, start, CONTEXT_RADIUS);
-    let cue = |words: &[&str]| words.iter().any(|w| contains_word(&before, w));
+    let in_window = std::cell::OnceCell::new();
+    let cue = |c: NumberCue| match &*NUMBER_CUE_INDEX {
+        Ok(index) => *in_window.get_or_init(|| index.lists_in(&before)) & (1 << c as u8) != 0,
+        // Detector::new refuses to build without the index; this keeps the answer right anyway.
+        Err(_) => NUMBER_CUES[c as usize]
+            .1
+            .iter()
+            .any(|w| contains_word(&before, w)),
+    };
     let push = |out: &mut Vec<Finding>, rule| {
         out.push(Finding::new(rule, start, end));
         true
@@ -894,7 +986,7 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
         return validate::e164(&digits) && push(out, Rule::PhoneFormatted);
     }
     if groups == [3, 2, 4] && validate::ssn(&digits) {
-        let rule = if cue(cues::SSN) {
+        let rule = if cue(NumberCue::Ssn) {
             Rule::SsnCue
         } else {
             Rule::Ssn
@@ -911,25 +1003,25 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
     {
         return push(out, Rule::PaymentCard);
     }
-    if n == 9 && contiguous && cue(cues::SSN) && validate::ssn(&digits) {
+    if n == 9 && contiguous && cue(NumberCue::Ssn) && validate::ssn(&digits) {
         return push(out, Rule::SsnCue);
     }
     if groups == [4, 4, 4] && validate::aadhaar(&digits) {
         return push(out, Rule::NationalIdChecked);
     }
-    if cue(cues::BANK) {
-        if n == 9 && validate::aba_routing(&digits) && cue(&["routing", "aba", "rtn"]) {
+    if cue(NumberCue::Bank) {
+        if n == 9 && validate::aba_routing(&digits) && cue(NumberCue::Routing) {
             return push(out, Rule::RoutingNumber);
         }
         if (6..=17).contains(&n) && (contiguous || groups.len() <= 3) {
             return push(out, Rule::BankAccountCue);
         }
     }
-    if cue(cues::NATIONAL) || cue(cues::PASSPORT) || cue(cues::DRIVER) {
+    if cue(NumberCue::National) || cue(NumberCue::Passport) || cue(NumberCue::Driver) {
         if groups == [3, 3, 4] && validate::nhs(&digits) {
             return push(out, Rule::NationalIdChecked);
         }
-        if (6..=14).contains(&n) && !cue(cues::PHONE) {
+        if (6..=14).contains(&n) && !cue(NumberCue::Phone) {
             return push(out, Rule::GovIdCue);
         }
     }
@@ -945,14 +1037,14 @@ fn classify_number(text: &str, start: usize, end: usize, out: &mut Vec<Finding>)
         return push(out, Rule::PhoneFormatted);
     }
     if n == 10 && contiguous && validate::nanp(&digits) {
-        let rule = if cue(cues::PHONE) {
+        let rule = if cue(NumberCue::Phone) {
             Rule::PhoneCue
         } else {
             Rule::PhoneBare
         };
         return push(out, rule);
     }
-    if (7..=15).contains(&n) && cue(cues::PHONE) && !s.contains('.') {
+    if (7..=15).contains(&n) && cue(NumberCue::Phone) && !s.contains('.') {
         let shape_ok = groups.len() >= 2 || digits[0] == b'0';
         if shape_ok && !looks_like_date_or_time(&groups) {
             return push(out, Rule::PhoneCue);
@@ -1347,6 +1439,34 @@ fn judge_run(text: &str, run: &[Token], out: &mut Vec<Finding>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn the_number_cue_index_agrees_with_asking_each_list() {
+        let index = NumberCueIndex::build().unwrap();
+        let slow = |w: &str| {
+            NUMBER_CUES
+                .iter()
+                .filter(|(_, words)| words.iter().any(|x| contains_word(w, x)))
+                .fold(0u8, |m, (c, _)| m | 1 << *c as u8)
+        };
+        let corpus = include_str!("../corpus/sentinel-corpus.jsonl");
+        let mut windows = 0;
+        for line in corpus.lines() {
+            let text = serde_json::from_str::<serde_json::Value>(line).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            for (i, _) in text.match_indices(|c: char| c.is_ascii_digit()) {
+                let w = window_before(&text, i, CONTEXT_RADIUS);
+                assert_eq!(index.lists_in(&w), slow(&w), "{w:?}");
+                windows += 1;
+            }
+        }
+        assert!(windows > 10_000, "{windows}");
+        for w in ["lessnote", "my ssn: ", "acct no", "routing/aba", "tel", "dl#", ""] {
+            assert_eq!(index.lists_in(w), slow(w), "{w:?}");
+        }
+    }
 
     #[test]
     fn cue_words_match_on_word_boundaries_only() {
