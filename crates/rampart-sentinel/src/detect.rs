@@ -1463,7 +1463,15 @@ mod tests {
             }
         }
         assert!(windows > 10_000, "{windows}");
-        for w in ["lessnote", "my ssn: ", "acct no", "routing/aba", "tel", "dl#", ""] {
+        for w in [
+            "lessnote",
+            "my ssn: ",
+            "acct no",
+            "routing/aba",
+            "tel",
+            "dl#",
+            "",
+        ] {
             assert_eq!(index.lists_in(w), slow(w), "{w:?}");
         }
     }
