@@ -213,6 +213,11 @@ impl PendingVault {
     }
 }
 
+/// The tenant's live key generation among `keys` (at most one is, by a unique index).
+fn live_generation(keys: &[SentinelKeyRecord]) -> Option<&SentinelKeyRecord> {
+    keys.iter().find(|k| k.destroyed_at.is_none())
+}
+
 /// One revealed token.
 pub struct Revealed {
     pub class: String,
@@ -243,7 +248,7 @@ impl SentinelService {
     ) -> Result<TenantKey, ApiError> {
         for _ in 0..2 {
             let keys = tx.sentinel_keys(tenant).await?;
-            if let Some(live) = keys.iter().find(|k| k.destroyed_at.is_none()) {
+            if let Some(live) = live_generation(&keys) {
                 return self.open_key(secrets, tx, live).await;
             }
             let generation = keys.first().map_or(1, |k| k.generation + 1);
@@ -292,35 +297,43 @@ impl SentinelService {
         TenantKey::from_material(record.tenant_id, record.generation, material.expose())
     }
 
-    /// The value behind a reversible token, if the tenant has it and its key generation lives.
+    /// The value behind each reversible token, where the tenant has it under its live key
+    /// generation (only one lives at a time; destroying one deletes its tokens). The key is
+    /// opened once for all the tokens.
     pub async fn reveal(
         &self,
         secrets: &SecretsService,
         tx: &mut Tx,
         tenant: TenantId,
-        token: &str,
-    ) -> Result<Option<Revealed>, ApiError> {
-        let Some(record) = tx.sentinel_token(tenant, token).await? else {
-            return Ok(None);
-        };
+        tokens: &[&str],
+    ) -> Result<Vec<Option<Revealed>>, ApiError> {
         let keys = tx.sentinel_keys(tenant).await?;
-        let Some(k) = keys
-            .iter()
-            .find(|k| k.generation == record.generation && k.destroyed_at.is_none())
-        else {
-            return Ok(None);
+        let Some(live) = live_generation(&keys) else {
+            return Ok(tokens.iter().map(|_| None).collect());
         };
-        let key = self.open_key(secrets, tx, k).await?;
-        let value = key
-            .vault
-            .open(&key.aad(token), &record.sealed_value)
-            .map_err(ApiError::internal)?;
-        let value = String::from_utf8(value.expose().clone())
-            .map_err(|_| ApiError::internal("a sealed token value is not text"))?;
-        Ok(Some(Revealed {
-            class: record.class,
-            value: Zeroizing::new(value),
-        }))
+        let key = self.open_key(secrets, tx, live).await?;
+        let mut out = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let record = tx
+                .sentinel_token(tenant, token)
+                .await?
+                .filter(|r| r.generation == key.generation);
+            let Some(record) = record else {
+                out.push(None);
+                continue;
+            };
+            let value = key
+                .vault
+                .open(&key.aad(token), &record.sealed_value)
+                .map_err(ApiError::internal)?;
+            let value = String::from_utf8(value.expose().clone())
+                .map_err(|_| ApiError::internal("a sealed token value is not text"))?;
+            out.push(Some(Revealed {
+                class: record.class,
+                value: Zeroizing::new(value),
+            }));
+        }
+        Ok(out)
     }
 
     /// Destroys the tenant's live key and every token sealed under it; the next redaction makes
@@ -332,7 +345,7 @@ impl SentinelService {
         now: Timestamp,
     ) -> Result<Option<(i64, u64)>, ApiError> {
         let keys = tx.sentinel_keys(tenant).await?;
-        let Some(live) = keys.iter().find(|k| k.destroyed_at.is_none()) else {
+        let Some(live) = live_generation(&keys) else {
             return Ok(None);
         };
         Ok(tx
@@ -352,7 +365,7 @@ impl SentinelService {
         now: Timestamp,
     ) -> Result<bool, ApiError> {
         let keys = tx.sentinel_keys(tenant).await?;
-        let Some(live) = keys.iter().find(|k| k.destroyed_at.is_none()) else {
+        let Some(live) = live_generation(&keys) else {
             return Ok(false);
         };
         let sealed = live.sealed_key.as_deref().unwrap_or_default();

@@ -317,28 +317,36 @@ pub async fn reveal(
         )));
     }
     let tenant = auth.principal.tenant;
+    // Only well-formed reversible tokens are looked up; anything else is unknown.
+    let well_formed: Vec<&str> = body
+        .tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|t| {
+            rampart_sentinel::transform::next_reversible_token(t, 0)
+                .is_some_and(|(s, e, _)| s == 0 && e == t.len())
+        })
+        .collect();
+    let found = state
+        .sentinel
+        .reveal(&state.secrets, &mut auth.tx, tenant, &well_formed)
+        .await?;
     let mut values = Vec::new();
-    let mut unknown = Vec::new();
-    for token in &body.tokens {
-        let well_formed = rampart_sentinel::transform::next_reversible_token(token, 0)
-            .is_some_and(|(s, e, _)| s == 0 && e == token.len());
-        let found = if well_formed {
-            state
-                .sentinel
-                .reveal(&state.secrets, &mut auth.tx, tenant, token)
-                .await?
-        } else {
-            None
-        };
-        match found {
-            Some(v) => values.push(RevealedValue {
-                token: token.clone(),
+    for (token, v) in well_formed.iter().zip(found) {
+        if let Some(v) = v {
+            values.push(RevealedValue {
+                token: (*token).to_owned(),
                 class: v.class,
                 value: (*v.value).clone(),
-            }),
-            None => unknown.push(rampart_types::truncate_for_display(token)),
+            });
         }
     }
+    let unknown: Vec<String> = body
+        .tokens
+        .iter()
+        .filter(|t| !values.iter().any(|v| v.token == **t))
+        .map(|t| rampart_types::truncate_for_display(t))
+        .collect();
     let revealed: Vec<&str> = values.iter().map(|v| v.token.as_str()).collect();
     let event = auth.ctx.event(
         tenant,
