@@ -19,6 +19,17 @@ pub enum Mode {
     Flag,
 }
 
+impl Mode {
+    /// The wire name, as in policies and audit records.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::Reversible => "reversible",
+            Mode::Flag => "flag",
+        }
+    }
+}
+
 /// One line of a policy. A missing class or channel matches all of them; the most specific
 /// matching line wins (class and channel, then class, then channel, then the default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +164,13 @@ impl CompiledPolicy {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn mode_names_are_the_wire_names() {
+        for m in [Mode::Strict, Mode::Reversible, Mode::Flag] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+    }
 
     #[test]
     fn the_most_specific_rule_wins() {

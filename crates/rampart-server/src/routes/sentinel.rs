@@ -246,7 +246,7 @@ pub async fn redact(
         let mode = if a.token.as_deref() == Some(rampart_sentinel::scrub::SCRUBBED) {
             "scrubbed"
         } else {
-            mode_name(a.mode)
+            a.mode.as_str()
         };
         *applied
             .entry(a.class.as_str())
@@ -288,14 +288,6 @@ pub async fn redact(
         policy_version: redactor.policy.version,
     };
     Ok(no_store(Json(result).into_response()))
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Strict => "strict",
-        Mode::Reversible => "reversible",
-        Mode::Flag => "flag",
-    }
 }
 
 /// The values behind reversible tokens. Needs `sentinel:reveal`; every call is audited with the
