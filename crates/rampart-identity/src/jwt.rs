@@ -10,10 +10,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_crypto::VerifyingKey;
-use rampart_types::{CapabilitySet, FamilyId, TenantId, Timestamp, TokenId};
+use rampart_types::{CapabilitySet, FamilyId, MissionId, TenantId, Timestamp, TokenId};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeySet, TokenSigner};
+use crate::lineage::{Actor, Lineage, MAX_ACT_DEPTH};
 
 /// The JOSE `typ` of Rampart access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -36,6 +37,24 @@ pub struct AccessClaims {
     pub exp: i64,
     /// The refresh-token family the token belongs to; revoking the family revokes the token.
     pub fam: FamilyId,
+    /// The mission the token was minted for: ending the mission revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mission: Option<MissionId>,
+    /// Who the subject acts for (RFC 8693 §4.1), when the token was delegated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The tenant's revocation epoch when the token was minted: a revocation of any principal
+    /// of its lineage at a later epoch revokes it (see [`crate::lineage`]).
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+impl AccessClaims {
+    /// The principals whose revocation revokes this token.
+    #[must_use]
+    pub fn lineage(&self) -> Lineage {
+        Lineage::of(&self.sub, self.mission, self.act.as_ref())
+    }
 }
 
 /// Why a token was refused. The `Display` text is safe to show the caller.
@@ -214,6 +233,15 @@ pub fn verify_access_token(
     if claims.iss != opts.issuer {
         return Err(TokenError::WrongIssuer);
     }
+    if claims
+        .act
+        .as_ref()
+        .is_some_and(|a| a.depth() > MAX_ACT_DEPTH)
+    {
+        return Err(TokenError::InvalidClaims(
+            "the delegation chain is longer than any token this issuer signs",
+        ));
+    }
     let leeway = i64::try_from(opts.leeway.as_secs()).unwrap_or(i64::MAX);
     let max_lifetime = i64::try_from(opts.max_lifetime.as_secs()).unwrap_or(i64::MAX);
     let now = opts.now.unix_seconds();
@@ -294,6 +322,9 @@ mod tests {
             nbf: 1_000,
             exp: 1_900,
             fam: FamilyId::random(),
+            mission: None,
+            act: None,
+            epoch: 0,
         };
         (signer, keys, claims)
     }

@@ -12,6 +12,7 @@
 pub mod apikey;
 pub mod jwt;
 pub mod keys;
+pub mod lineage;
 mod opaque;
 mod redact;
 pub mod refresh;
@@ -19,6 +20,7 @@ pub mod refresh;
 pub use apikey::{ApiKey, ApiKeyId};
 pub use jwt::{AccessClaims, TokenError, VerifiedAccessToken, VerifyOptions};
 pub use keys::{Jwk, Jwks, KeySet, TokenSigner, VerificationKey, jwk_thumbprint};
+pub use lineage::{Actor, Lineage};
 pub use redact::redact_credentials;
 pub use refresh::{
     RefreshDecision, RefreshState, RefreshToken, RefreshTokenId, decide as decide_refresh,

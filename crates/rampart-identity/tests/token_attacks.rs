@@ -14,10 +14,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use rampart_crypto::{Secret, SigningKey};
 use rampart_identity::jwt::{sign_access_token, verify_access_token};
+use rampart_identity::lineage::{Actor, MAX_ACT_DEPTH};
 use rampart_identity::{
     AccessClaims, KeySet, TokenError, TokenSigner, VerificationKey, VerifyOptions,
 };
-use rampart_types::{Capability, CapabilitySet, FamilyId, TenantId, Timestamp, TokenId};
+use rampart_types::{Capability, CapabilitySet, FamilyId, MissionId, TenantId, Timestamp, TokenId};
 use sha2::Sha256;
 
 const SEED: [u8; 32] = [7; 32];
@@ -41,6 +42,9 @@ fn claims() -> AccessClaims {
         nbf: 10_000,
         exp: 10_900,
         fam: FamilyId::random(),
+        mission: None,
+        act: None,
+        epoch: 0,
     }
 }
 
@@ -335,6 +339,42 @@ fn duplicate_and_unknown_claims_do_not_slip_through() {
         verify(&forge(&genuine_header(), &string_exp)),
         Err(TokenError::InvalidClaims(_))
     ));
+}
+
+#[test]
+fn delegation_claims_round_trip_and_overlong_chains_are_refused() {
+    let mut c = claims();
+    c.sub = "agent:worker".into();
+    c.mission = Some(MissionId::random());
+    c.epoch = 7;
+    c.act = Actor::delegated_by("apikey:orchestrator", None);
+    let t = sign_access_token(&signer(), &c).unwrap();
+    let v = verify_access_token(&t, &keys(), &opts()).unwrap();
+    assert_eq!(v.claims(), &c);
+    assert_eq!(v.claims().lineage().principals().len(), 4);
+
+    // A chain deeper than any this issuer signs is refused even under a genuine signature.
+    let deep = (0..=MAX_ACT_DEPTH).fold(None, |inner: Option<Actor>, i| {
+        Some(Actor {
+            sub: format!("user:{i}"),
+            act: inner.map(Box::new),
+        })
+    });
+    c.act = deep;
+    let payload = serde_json::to_string(&c).unwrap();
+    assert!(matches!(
+        verify(&forge(&genuine_header(), &payload)),
+        Err(TokenError::InvalidClaims(_))
+    ));
+
+    // A token minted before these claims existed reads as epoch 0, no mission, no actor: any
+    // revocation of its lineage revokes it.
+    let old = genuine_payload()
+        .replace(r#","epoch":0"#, "")
+        .replace(r#""epoch":0,"#, "");
+    assert!(!old.contains("epoch"));
+    let v = verify_access_token(&forge(&genuine_header(), &old), &keys(), &opts()).unwrap();
+    assert_eq!((v.claims().epoch, v.claims().mission), (0, None));
 }
 
 #[test]

@@ -5,11 +5,12 @@
 use rampart_crypto::HmacKey;
 use rampart_identity::jwt::sign_access_token;
 use rampart_identity::{
-    AccessClaims, ApiKey, ApiKeyId, RefreshDecision, RefreshState, RefreshToken, decide_refresh,
+    AccessClaims, Actor, ApiKey, ApiKeyId, RefreshDecision, RefreshState, RefreshToken,
+    decide_refresh,
 };
 use rampart_store::{ApiKeyRecord, FamilyRecord, Lookup, RefreshRecord, Scope, StoreError, Tx};
 use rampart_types::{
-    AgentId, AuditAction, CapabilitySet, FamilyId, Outcome, TenantId, Timestamp, TokenId,
+    AgentId, AuditAction, CapabilitySet, FamilyId, MissionId, Outcome, TenantId, Timestamp, TokenId,
 };
 use serde_json::json;
 
@@ -113,15 +114,24 @@ fn requested_scope(scope: Option<&str>, held: CapabilitySet) -> Result<Capabilit
     Ok(asked)
 }
 
-/// Signs an access token; it expires after the configured lifetime or at `not_after`, whichever
-/// comes first.
-fn mint_access(
+/// What an access token is minted for.
+pub(crate) struct Mint<'a> {
+    pub tenant: TenantId,
+    pub subject: &'a str,
+    pub caps: CapabilitySet,
+    pub family: FamilyId,
+    /// The token expires after the configured lifetime or at this time, whichever comes first.
+    pub not_after: Timestamp,
+    pub mission: Option<MissionId>,
+    pub act: Option<Actor>,
+    /// The tenant's revocation epoch, read in the transaction that mints.
+    pub epoch: u64,
+}
+
+/// Signs an access token.
+pub(crate) fn mint_access(
     state: &AppState,
-    tenant: TenantId,
-    subject: &str,
-    caps: CapabilitySet,
-    family: FamilyId,
-    not_after: Timestamp,
+    mint: Mint<'_>,
     now: Timestamp,
 ) -> Result<(String, u64), ApiError> {
     let keys = state
@@ -131,7 +141,7 @@ fn mint_access(
     let iat = now.unix_seconds();
     let exp = now
         .saturating_add(state.config.access_token_ttl)
-        .min(not_after)
+        .min(mint.not_after)
         .unix_seconds();
     if exp <= iat {
         return Err(ApiError::new(
@@ -141,14 +151,17 @@ fn mint_access(
     }
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
-        sub: subject.to_owned(),
-        tenant_id: tenant,
-        caps,
+        sub: mint.subject.to_owned(),
+        tenant_id: mint.tenant,
+        caps: mint.caps,
         jti: TokenId::random(),
         iat,
         nbf: iat,
         exp,
-        fam: family,
+        fam: mint.family,
+        mission: mint.mission,
+        act: mint.act,
+        epoch: mint.epoch,
     };
     let token = sign_access_token(&keys.signer, &claims).map_err(ApiError::internal)?;
     Ok((token, u64::try_from(exp - iat).unwrap_or(0)))
@@ -266,13 +279,19 @@ pub async fn grant_api_key(
         now,
     );
     audit(state, &mut tx, issued).await?;
+    let epoch = tx.revocation_epoch(tenant).await?;
     let (access_token, expires_in) = mint_access(
         state,
-        tenant,
-        &subject,
-        caps,
-        family.id,
-        record.expires_at,
+        Mint {
+            tenant,
+            subject: &subject,
+            caps,
+            family: family.id,
+            not_after: record.expires_at,
+            mission: None,
+            act: None,
+            epoch,
+        },
         now,
     )?;
     tx.commit().await?;
@@ -406,8 +425,21 @@ pub async fn grant_refresh(
         now,
     );
     audit(state, &mut tx, event).await?;
-    let (access_token, expires_in) =
-        mint_access(state, tenant, &subject, caps, family.id, not_after, now)?;
+    let epoch = tx.revocation_epoch(tenant).await?;
+    let (access_token, expires_in) = mint_access(
+        state,
+        Mint {
+            tenant,
+            subject: &subject,
+            caps,
+            family: family.id,
+            not_after,
+            mission: None,
+            act: None,
+            epoch,
+        },
+        now,
+    )?;
     tx.commit().await?;
     Ok(TokenGrant {
         access_token,

@@ -6,12 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use rampart_identity::VerifyOptions;
+use rampart_identity::{Actor, VerifyOptions};
 use rampart_identity::{TokenError, VerifiedAccessToken, jwt::verify_access_token};
 use rampart_store::{Scope, TenantScope, Tx};
 use rampart_types::{
-    AgentId, AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, Outcome, RequestId,
-    TenantId, Timestamp, TokenId,
+    AgentId, AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, MissionId, Outcome,
+    RequestId, TenantId, Timestamp, TokenId,
 };
 use serde::de::DeserializeOwned;
 
@@ -369,6 +369,10 @@ pub struct Principal {
     pub platform: bool,
     /// The agent the token speaks for (`sub` = `agent:<id>`): its allowlists apply.
     pub agent: Option<AgentId>,
+    /// The mission the token was minted for.
+    pub mission: Option<MissionId>,
+    /// Who the subject acts for, when the token was delegated.
+    pub act: Option<Actor>,
 }
 
 impl Principal {
@@ -391,6 +395,8 @@ impl Principal {
             expires_at: t.expires_at(),
             platform: in_system && c.caps.contains(Capability::TenantsAdmin),
             agent: crate::agents::agent_of_subject(&c.sub),
+            mission: c.mission,
+            act: c.act.clone(),
         })
     }
 
@@ -442,6 +448,7 @@ needs! {
     NeedSentinelUse => SentinelUse,
     NeedSentinelReveal => SentinelReveal,
     NeedSentinelAdmin => SentinelAdmin,
+    NeedMissionsManage => MissionsManage,
 }
 
 /// Whether the request's transaction may write.
@@ -554,8 +561,15 @@ impl<A: Access, N: Need> FromRequestParts<AppState> for Authed<A, N> {
         } else {
             state.store.begin_read(scope).await?
         };
+        let claims = verified.claims();
         let live = tx
-            .token_liveness(principal.tenant, principal.family, principal.jti)
+            .token_liveness(
+                principal.tenant,
+                principal.family,
+                principal.jti,
+                claims.lineage().principals(),
+                claims.epoch,
+            )
             .await?;
         if !live.is_live() {
             return Err(ApiError::new(

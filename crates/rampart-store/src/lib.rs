@@ -23,10 +23,10 @@ pub use error::StoreError;
 pub use records::{
     AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord,
     KeyGenerationRecord, LeaseFilter, LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition,
-    PostgresEngineRecord, RefreshRecord, SecretBackendRecord, SecretRecord, SecretVersionRecord,
-    SentinelKeyRecord, SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord,
-    TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord,
-    WebhookEndpointRecord,
+    MissionRecord, MissionStatus, PostgresEngineRecord, PrincipalRevocationRecord, RefreshRecord,
+    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord,
+    SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
+    TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
 };
 pub use repo::Revocation;
 pub use scope::{Lookup, Scope, TenantScope};

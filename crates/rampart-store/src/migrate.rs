@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0007_sentinel.sql"),
         sqlite: include_str!("../migrations/sqlite/0007_sentinel.sql"),
     },
+    Migration {
+        version: 8,
+        name: "missions",
+        postgres: include_str!("../migrations/postgres/0008_missions.sql"),
+        sqlite: include_str!("../migrations/sqlite/0008_missions.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

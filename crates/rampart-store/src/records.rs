@@ -1,7 +1,10 @@
 //! What the store holds, as plain data. Credentials appear only as keyed hashes.
 
 use rampart_identity::{ApiKeyId, RefreshTokenId};
-use rampart_types::{AgentId, AuditEvent, CapabilitySet, FamilyId, LeaseId, TenantId, Timestamp};
+use rampart_types::{
+    AgentId, AuditEvent, CapabilitySet, CascadeId, FamilyId, LeaseId, MissionId, TenantId,
+    Timestamp,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantRecord {
@@ -127,13 +130,95 @@ pub struct TokenLiveness {
     pub family_live: bool,
     /// The token's own id was revoked.
     pub jti_revoked: bool,
+    /// A principal of the token's lineage was revoked after the token was minted.
+    pub lineage_revoked: bool,
 }
 
 impl TokenLiveness {
     #[must_use]
     pub fn is_live(self) -> bool {
-        self.family_live && !self.jti_revoked
+        self.family_live && !self.jti_revoked && !self.lineage_revoked
     }
+
+    pub(crate) const DEAD: Self = Self {
+        family_live: false,
+        jti_revoked: false,
+        lineage_revoked: false,
+    };
+}
+
+/// Where a mission stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissionStatus {
+    Active,
+    /// Finished by its owner.
+    Ended,
+    /// Stopped: by a caller or by a directive it violated.
+    Aborted,
+}
+
+impl MissionStatus {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Ended => "ended",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Ended, Self::Aborted]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// A mission: one unit of an agent's work.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MissionRecord {
+    pub tenant_id: TenantId,
+    pub id: MissionId,
+    pub agent_id: AgentId,
+    pub goal: String,
+    /// The pinned system instructions, sealed under the tenant KEK.
+    pub instructions_sealed: Vec<u8>,
+    pub instructions_sha256: [u8; 32],
+    pub budgets: serde_json::Value,
+    pub status: MissionStatus,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    /// The mission's duration budget: no token outlives it.
+    pub deadline: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub ended_by: Option<String>,
+    pub end_reason: Option<String>,
+    /// The revocation that ended it.
+    pub cascade_id: Option<CascadeId>,
+}
+
+impl std::fmt::Debug for MissionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MissionRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("id", &self.id)
+            .field("agent_id", &self.agent_id)
+            .field("status", &self.status)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One revoked principal: everything of its lineage minted before `epoch` is dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRevocationRecord {
+    pub tenant_id: TenantId,
+    pub epoch: u64,
+    pub principal: String,
+    pub cascade_id: CascadeId,
+    pub reason: String,
+    pub revoked_by: String,
+    pub revoked_at: Timestamp,
 }
 
 /// Where a tenant key-encryption key version stands.

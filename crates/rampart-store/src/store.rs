@@ -66,6 +66,8 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("sentinel_keys", "SELECT, INSERT, UPDATE"),
         ("sentinel_tokens", "SELECT, INSERT, DELETE"),
         ("sentinel_fingerprints", "SELECT, INSERT"),
+        ("missions", "SELECT, INSERT, UPDATE"),
+        ("principal_revocations", "SELECT, INSERT"),
     ]
 }
 

@@ -258,6 +258,35 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     tx.insert_sentinel_fingerprints(tenant, "db/password", version, &[7; 48])
         .await
         .unwrap();
+    tx.insert_mission(&rampart_store::MissionRecord {
+        tenant_id: tenant,
+        id: rampart_types::MissionId::random(),
+        agent_id: agent,
+        goal: "seed".into(),
+        instructions_sealed: vec![8; 40],
+        instructions_sha256: [9; 32],
+        budgets: serde_json::json!({}),
+        status: rampart_store::MissionStatus::Active,
+        created_by: "seed".into(),
+        created_at: now(),
+        deadline: now(),
+        ended_at: None,
+        ended_by: None,
+        end_reason: None,
+        cascade_id: None,
+    })
+    .await
+    .unwrap();
+    tx.revoke_principal(
+        tenant,
+        "user:seed",
+        rampart_types::CascadeId::random(),
+        "seed",
+        "seed",
+        now(),
+    )
+    .await
+    .unwrap();
     tx.append_audit(
         &AuditEvent {
             tenant_id: tenant,
@@ -390,6 +419,8 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "sentinel_keys",
         "sentinel_tokens",
         "sentinel_fingerprints",
+        "missions",
+        "principal_revocations",
     ]
     .into_iter()
     .map(String::from)

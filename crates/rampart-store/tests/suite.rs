@@ -17,8 +17,8 @@ use rampart_store::{
 };
 use rampart_testkit::PgTestDb;
 use rampart_types::{
-    AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, Outcome, TenantId, Timestamp,
-    TokenId,
+    AuditAction, AuditEvent, Capability, CapabilitySet, CascadeId, FamilyId, Outcome, TenantId,
+    Timestamp, TokenId,
 };
 use serde_json::json;
 
@@ -47,6 +47,11 @@ fn platform(system: TenantId) -> Scope {
         subject: "operator".into(),
         platform: true,
     })
+}
+
+/// The lineage of a token of the API key `aaaaaaaaaaaa`.
+fn lineage() -> Vec<String> {
+    vec!["tenant".to_owned(), "apikey:aaaaaaaaaaaa".to_owned()]
 }
 
 fn key_id(s: &str) -> ApiKeyId {
@@ -193,20 +198,20 @@ async fn suite(store: &Store) {
     assert!(tx.list_audit(w.b, 0, 100).await.unwrap().is_empty());
     assert_eq!(tx.list_audit(w.a, 0, 100).await.unwrap().len(), 1);
     assert!(
-        !tx.token_liveness(w.b, w.fam_b, TokenId::random())
+        !tx.token_liveness(w.b, w.fam_b, TokenId::random(), &lineage(), 0)
             .await
             .unwrap()
             .is_live()
     );
     assert!(
-        tx.token_liveness(w.a, w.fam_a, TokenId::random())
+        tx.token_liveness(w.a, w.fam_a, TokenId::random(), &lineage(), 0)
             .await
             .unwrap()
             .is_live()
     );
     // A family id from another tenant does not resolve under this tenant.
     assert!(
-        !tx.token_liveness(w.a, w.fam_b, TokenId::random())
+        !tx.token_liveness(w.a, w.fam_b, TokenId::random(), &lineage(), 0)
             .await
             .unwrap()
             .is_live()
@@ -316,12 +321,66 @@ async fn suite(store: &Store) {
     assert_eq!(tx.refresh_used(w.a, &rid).await.unwrap(), Some(true));
     drop(tx);
 
+    // A principal's revocation takes the tenant's next epoch and kills every token of its
+    // lineage minted at an earlier one, and no other.
+    let mut tx = store.begin(scope(w.a)).await.unwrap();
+    assert_eq!(tx.revocation_epoch(w.a).await.unwrap(), 0);
+    let cascade = CascadeId::random();
+    let agent = "agent:00000000-0000-4000-8000-000000000001";
+    let epoch = tx
+        .revoke_principal(w.a, agent, cascade, "test", "apikey:aaaaaaaaaaaa", t(15))
+        .await
+        .unwrap();
+    assert_eq!(epoch, 1);
+    assert_eq!(tx.revocation_epoch(w.a).await.unwrap(), 1);
+    let agent_lineage = ["tenant".to_owned(), agent.to_owned()];
+    let before = tx
+        .token_liveness(w.a, w.fam_a, TokenId::random(), &agent_lineage, 0)
+        .await
+        .unwrap();
+    assert!(before.lineage_revoked && !before.is_live());
+    let after = tx
+        .token_liveness(w.a, w.fam_a, TokenId::random(), &agent_lineage, 1)
+        .await
+        .unwrap();
+    assert!(after.is_live());
+    assert!(
+        tx.token_liveness(w.a, w.fam_a, TokenId::random(), &lineage(), 0)
+            .await
+            .unwrap()
+            .is_live()
+    );
+    let too_long = vec![agent.to_owned(); 7];
+    assert!(
+        !tx.token_liveness(w.a, w.fam_a, TokenId::random(), &too_long, 1)
+            .await
+            .unwrap()
+            .is_live()
+    );
+    let recorded = tx.principal_revocations(w.a, agent).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!((recorded[0].epoch, recorded[0].cascade_id), (1, cascade));
+    tx.commit().await.unwrap();
+    // Another tenant's epochs are its own.
+    let mut tx = store.begin(scope(w.b)).await.unwrap();
+    assert_eq!(tx.revocation_epoch(w.b).await.unwrap(), 0);
+    assert!(
+        tx.principal_revocations(w.a, agent)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+
     // Revocation is visible to liveness checks at once.
     let jti = TokenId::random();
     let mut tx = store.begin(scope(w.a)).await.unwrap();
     tx.revoke_token_id(w.a, jti, t(900)).await.unwrap();
     tx.revoke_token_id(w.a, jti, t(900)).await.unwrap();
-    let live = tx.token_liveness(w.a, w.fam_a, jti).await.unwrap();
+    let live = tx
+        .token_liveness(w.a, w.fam_a, jti, &lineage(), 0)
+        .await
+        .unwrap();
     assert!(live.family_live && live.jti_revoked);
     assert!(tx.revoke_family(w.a, w.fam_a, t(20), "test").await.unwrap());
     assert!(
@@ -330,7 +389,7 @@ async fn suite(store: &Store) {
             .unwrap()
     );
     assert!(
-        !tx.token_liveness(w.a, w.fam_a, TokenId::random())
+        !tx.token_liveness(w.a, w.fam_a, TokenId::random(), &lineage(), 0)
             .await
             .unwrap()
             .family_live

@@ -104,6 +104,15 @@ actions! {
     SentinelPolicyChange = "sentinel_policy.change";
     /// The tenant's Sentinel key was destroyed: its reversible tokens cannot be revealed again.
     SentinelKeyDestroy = "sentinel_key.destroy";
+    /// A mission was opened: its agent, budgets and the hash of its pinned instructions.
+    MissionOpen = "mission.open";
+    /// A mission ended (done) or was aborted; everything issued under it was revoked.
+    MissionEnd = "mission.end";
+    /// A token was minted for a mission's agent (its scope and delegation chain).
+    MissionToken = "mission.token";
+    /// A principal (tenant, agent, mission, API key or user) was revoked with every token and
+    /// lease descending from it, under one cascade id.
+    PrincipalRevoke = "principal.revoke";
 }
 
 impl fmt::Display for AuditAction {

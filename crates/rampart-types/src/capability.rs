@@ -77,6 +77,9 @@ capabilities! {
     SentinelReveal = "sentinel:reveal", platform = false;
     /// Change the tenant's Sentinel policy; destroy its Sentinel key.
     SentinelAdmin = "sentinel:admin", platform = false;
+    /// Open, end and abort the tenant's missions; mint mission tokens for their agents; revoke
+    /// a principal and everything issued under it.
+    MissionsManage = "missions:manage", platform = false;
 }
 
 impl fmt::Display for Capability {

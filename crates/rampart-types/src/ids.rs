@@ -130,6 +130,17 @@ uuid_id!(
     "lease id"
 );
 uuid_id!(
+    /// A mission: one unit of an agent's work, with pinned instructions and budgets. Ending it
+    /// revokes everything issued under it.
+    MissionId,
+    "mission id"
+);
+uuid_id!(
+    /// One cascading revocation: the id every audit record of its effects shares.
+    CascadeId,
+    "cascade id"
+);
+uuid_id!(
     /// A webhook endpoint of a tenant.
     EndpointId,
     "webhook endpoint id"

@@ -20,7 +20,7 @@ pub use capability::{Capability, CapabilitySet, UnknownCapability};
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use duration::{DurationParseError, format_duration, parse_duration};
 pub use ids::{
-    AgentId, DeliveryId, EndpointId, FamilyId, IdParseError, LeaseId, RequestId, TenantId, TokenId,
-    truncate_for_display,
+    AgentId, CascadeId, DeliveryId, EndpointId, FamilyId, IdParseError, LeaseId, MissionId,
+    RequestId, TenantId, TokenId, truncate_for_display,
 };
 pub use problem::Problem;

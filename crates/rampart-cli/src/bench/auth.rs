@@ -53,6 +53,9 @@ fn bench_verify() -> anyhow::Result<(f64, f64)> {
         nbf: now.unix_seconds(),
         exp: now.unix_seconds() + 900,
         fam: FamilyId::random(),
+        mission: None,
+        act: None,
+        epoch: 0,
     };
     let token = sign_access_token(&signer, &claims)?;
     let opts = VerifyOptions {

@@ -12,6 +12,7 @@ mod backends;
 mod leases;
 mod ledger_keys;
 mod meta;
+mod missions;
 mod secrets;
 mod sentinel;
 mod signing_keys;

@@ -1,9 +1,13 @@
+use rampart_identity::lineage::MAX_LINEAGE;
 use rampart_identity::{ApiKeyId, RefreshTokenId};
 use rampart_types::{CapabilitySet, FamilyId, TenantId, Timestamp, TokenId};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::{parse_col, tenant_id};
 use crate::{FamilyRecord, Lookup, RefreshRecord, Scope, StoreError, TokenLiveness, Tx};
+
+// INVARIANT: the liveness statement has one placeholder per principal a lineage can hold.
+const _: () = assert!(MAX_LINEAGE == 6, "token_liveness binds six principals");
 
 macro_rules! family_columns {
     () => {
@@ -307,20 +311,31 @@ impl Tx {
         .map(drop)
     }
 
-    /// One round trip on the hot path: is the token's family live, and is its id revoked? A
-    /// family that is not found (wrong tenant, unknown) counts as revoked.
+    /// One round trip on the hot path: is the token's family live, is its id revoked, and was a
+    /// principal of its lineage revoked after `epoch`, when it was minted? A family that is not
+    /// found (wrong tenant, unknown) counts as revoked. `lineage` holds at most
+    /// [`MAX_LINEAGE`] principals; a longer one is refused as dead.
     pub async fn token_liveness(
         &mut self,
         tenant: TenantId,
         family: FamilyId,
         jti: TokenId,
+        lineage: &[String],
+        epoch: u64,
     ) -> Result<TokenLiveness, StoreError> {
-        if !self.scope().allows(tenant) {
-            return Ok(TokenLiveness {
-                family_live: false,
-                jti_revoked: false,
-            });
+        if !self.scope().allows(tenant) || lineage.len() > MAX_LINEAGE {
+            return Ok(TokenLiveness::DEAD);
         }
+        // Unused slots repeat the first principal, so the statement is always the same one.
+        let slot = |i: usize| {
+            Val::Text(
+                lineage
+                    .get(i)
+                    .or(lineage.first())
+                    .map_or("", String::as_str),
+            )
+        };
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         let row = self
             .fetch_optional(
                 &sql!(
@@ -328,20 +343,28 @@ impl Tx {
                                     FROM token_families WHERE tenant_id = $1 AND id = $2) \
                                 AS BIGINT) AS family_live, \
                            CAST((SELECT COUNT(*) FROM revoked_tokens \
-                                  WHERE tenant_id = $1 AND jti = $3) AS BIGINT) AS jti_revoked"
+                                  WHERE tenant_id = $1 AND jti = $3) AS BIGINT) AS jti_revoked, \
+                           CAST((SELECT COUNT(*) FROM principal_revocations \
+                                  WHERE tenant_id = $1 AND epoch > $4 \
+                                    AND principal IN ($5, $6, $7, $8, $9, $10)) AS BIGINT) \
+                                AS lineage_revoked"
                 ),
                 &[
                     Val::Uuid(*tenant.as_uuid()),
                     Val::Uuid(*family.as_uuid()),
                     Val::Uuid(*jti.as_uuid()),
+                    Val::Int(epoch),
+                    slot(0),
+                    slot(1),
+                    slot(2),
+                    slot(3),
+                    slot(4),
+                    slot(5),
                 ],
             )
             .await?;
         let Some(row) = row else {
-            return Ok(TokenLiveness {
-                family_live: false,
-                jti_revoked: false,
-            });
+            return Ok(TokenLiveness::DEAD);
         };
         let family_live = match row.opt_int("family_live")? {
             Some(v) => v == 1,
@@ -350,6 +373,7 @@ impl Tx {
         Ok(TokenLiveness {
             family_live,
             jti_revoked: row.int("jti_revoked")? > 0,
+            lineage_revoked: row.int("lineage_revoked")? > 0,
         })
     }
 
