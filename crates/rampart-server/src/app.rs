@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
 use crate::routes::{
-    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, secrets, sentinel,
-    tenants, tlog, webhooks,
+    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, missions, secrets,
+    sentinel, tenants, tlog, webhooks,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,7 @@ use crate::state::AppState;
         (name = "agents", description = "Agent profiles with their allowlists, and dynamic credential engines"),
         (name = "leases", description = "Just-in-time credentials for an agent and a mission"),
         (name = "sentinel", description = "The PII Sentinel: detection, redaction under the tenant's policy, reversible tokens"),
+        (name = "missions", description = "Missions of agents, mission tokens, and cascading revocation of principals"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document"),
     )
@@ -202,6 +203,13 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sentinel::reveal))
         .routes(routes!(sentinel::get_policy, sentinel::put_policy))
         .routes(routes!(sentinel::destroy_key))
+        .routes(routes!(missions::open, missions::list))
+        .routes(routes!(missions::get))
+        .routes(routes!(missions::token))
+        .routes(routes!(missions::end))
+        .routes(routes!(missions::abort))
+        .routes(routes!(missions::reveal_instructions))
+        .routes(routes!(missions::revoke))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.

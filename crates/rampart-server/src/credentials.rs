@@ -89,7 +89,10 @@ pub struct TokenGrant {
 
 /// The capabilities a grant asks for: all of the credential's when `scope` is absent, else the
 /// named ones, which must be among the credential's.
-fn requested_scope(scope: Option<&str>, held: CapabilitySet) -> Result<CapabilitySet, ApiError> {
+pub(crate) fn requested_scope(
+    scope: Option<&str>,
+    held: CapabilitySet,
+) -> Result<CapabilitySet, ApiError> {
     let Some(scope) = scope else {
         return Ok(held);
     };

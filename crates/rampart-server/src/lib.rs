@@ -26,6 +26,7 @@ pub mod keys;
 pub mod kms_root;
 pub mod leases;
 pub mod ledger_keys;
+pub mod missions;
 pub mod routes;
 pub mod secrets;
 pub mod sentinel;

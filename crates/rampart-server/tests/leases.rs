@@ -241,7 +241,17 @@ async fn allowlists_gate_every_secret_route(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.body["disabled_at"].is_string());
+    // Its tokens stop at once (the disabling is a cascading revocation of the agent); a lease
+    // asked for on its behalf is refused as disabled, and audited.
     let r = s.app.get("/v1/secrets/data/db/orders/password", &t).await;
+    r.assert_problem(401, "token-revoked");
+    let r = s
+        .lease(
+            &s.admin,
+            &agent,
+            json!({ "source": "kv/db/orders/password", "mission": "m", "purpose": "x" }),
+        )
+        .await;
     r.assert_problem(403, "not-allowed");
     assert_eq!(r.body["detail"], "the agent is disabled");
 

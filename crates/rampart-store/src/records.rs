@@ -167,7 +167,8 @@ impl MissionStatus {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
         [Self::Active, Self::Ended, Self::Aborted]
             .into_iter()
             .find(|m| m.as_str() == s)

@@ -108,6 +108,8 @@ actions! {
     MissionOpen = "mission.open";
     /// A mission ended (done) or was aborted; everything issued under it was revoked.
     MissionEnd = "mission.end";
+    /// A mission's pinned instructions were revealed to a holder of `sentinel:reveal`.
+    MissionReveal = "mission.reveal";
     /// A token was minted for a mission's agent (its scope and delegation chain).
     MissionToken = "mission.token";
     /// A principal (tenant, agent, mission, API key or user) was revoked with every token and

@@ -24,3 +24,15 @@ pub use ids::{
     RequestId, TenantId, TokenId, truncate_for_display,
 };
 pub use problem::Problem;
+
+/// `bytes` as lowercase hexadecimal: how digests and key ids are shown.
+#[must_use]
+pub fn lower_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_secrets::postgres::is_role_name;
 use rampart_secrets::{Allowlist, SecretPath};
-use rampart_store::{AgentRecord, LeaseFilter, PostgresEngineRecord, StoreError};
+use rampart_store::{AgentRecord, PostgresEngineRecord, StoreError};
 use rampart_types::{AgentId, AuditAction, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -151,6 +151,9 @@ pub struct AgentDisabled {
     pub agent: AgentView,
     /// Its leases revoked by the disabling.
     pub leases_revoked: usize,
+    /// The revocation of the agent's tokens, API keys, missions and leases.
+    #[schema(value_type = String, format = Uuid)]
+    pub cascade_id: rampart_types::CascadeId,
 }
 
 fn agent_not_found() -> ApiError {
@@ -307,8 +310,8 @@ pub async fn update_agent(
     Ok(Json(agent.into()))
 }
 
-/// Disable an agent: it is refused every secret and lease from now on, and its live leases are
-/// revoked.
+/// Disable an agent: it is refused every secret and lease from now on; its tokens stop working,
+/// its API keys and live leases are revoked and its active missions aborted, as one cascade.
 #[utoipa::path(post, path = "/v1/agents/{id}/disable", tag = "agents",
     params(("id" = String, Path, format = Uuid)),
     request_body = DisableAgent,
@@ -334,15 +337,21 @@ pub async fn disable_agent(
     agent.disabled_at.get_or_insert(now);
     agent.updated_at = now;
     save_agent(&state, &mut auth, &agent, Some(("reason", &body.reason))).await?;
-    let filter = LeaseFilter {
-        agent: Some(id),
-        ..LeaseFilter::default()
-    };
+    // Its tokens, API keys, missions and leases go with it, as one cascade.
     let reason = format!("agent disabled: {}", body.reason);
-    let revoked = crate::routes::leases::revoke_matching(&state, auth, &filter, &reason).await?;
+    let done = crate::missions::cascade(
+        &state,
+        auth,
+        tenant,
+        &crate::missions::Revocable::Agent(id),
+        rampart_store::MissionStatus::Aborted,
+        &reason,
+    )
+    .await?;
     Ok(Json(AgentDisabled {
         agent: agent.into(),
-        leases_revoked: revoked,
+        leases_revoked: done.leases_revoked,
+        cascade_id: done.id,
     }))
 }
 

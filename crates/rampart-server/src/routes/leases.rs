@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_secrets::SecretPath;
 use rampart_secrets::postgres;
-use rampart_store::{Cleanup, LeaseFilter, LeaseKind, LeaseRecord, Revocation};
-use rampart_types::{AgentId, AuditAction, LeaseId, Outcome, Problem, Timestamp};
+use rampart_store::{Cleanup, LeaseFilter, LeaseKind, LeaseRecord, Revocation, Scope, TenantScope};
+use rampart_types::{AgentId, AuditAction, LeaseId, Outcome, Problem, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -188,12 +188,25 @@ fn seconds(s: i64) -> Duration {
     Duration::from_secs(u64::try_from(s).unwrap_or(0))
 }
 
-/// Refuses an agent asking for another agent's lease.
-fn check_lease_agent<N: Need>(auth: &Authed<Write, N>, named: AgentId) -> Result<(), ApiError> {
+/// Refuses an agent asking for another agent's lease, and a mission token asking for a lease
+/// of another mission (a lease of a mission is revoked when the mission ends).
+fn check_lease_agent<N: Need>(
+    auth: &Authed<Write, N>,
+    named: AgentId,
+    mission: &str,
+) -> Result<(), ApiError> {
     match auth.principal.agent {
-        Some(own) if own != named => Err(ApiError::forbidden(
-            "an agent can only ask for leases for itself",
-        )),
+        Some(own) if own != named => {
+            return Err(ApiError::forbidden(
+                "an agent can only ask for leases for itself",
+            ));
+        }
+        _ => {}
+    }
+    match auth.principal.mission {
+        Some(m) if m.to_string() != mission => Err(ApiError::forbidden(format!(
+            "a token of mission `{m}` can only ask for leases of that mission"
+        ))),
         _ => Ok(()),
     }
 }
@@ -211,14 +224,27 @@ fn check_lease_agent<N: Need>(auth: &Authed<Write, N>, named: AgentId) -> Result
     ))]
 pub async fn issue(
     State(state): State<AppState>,
-    auth: Authed<Write, NeedLeasesIssue>,
+    mut auth: Authed<Write, NeedLeasesIssue>,
     ApiJson(body): ApiJson<IssueLease>,
 ) -> Result<Response, ApiError> {
     check_mission(&body.mission)?;
     check_purpose(&body.purpose)?;
     let asked = ttl(body.ttl.as_deref())?;
     let agent = body.agent;
-    check_lease_agent(&auth, agent)?;
+    check_lease_agent(&auth, agent, &body.mission)?;
+    // A lease for a mission Rampart runs needs the mission to be running, and for that agent.
+    if let Ok(id) = body.mission.parse::<rampart_types::MissionId>()
+        && let Some(m) = auth.tx.mission(auth.principal.tenant, id).await?
+    {
+        if m.status != rampart_store::MissionStatus::Active || state.clock.now() >= m.deadline {
+            return Err(ApiError::conflict(format!("mission `{id}` is not active")));
+        }
+        if m.agent_id != agent {
+            return Err(ApiError::forbidden(format!(
+                "mission `{id}` belongs to another agent"
+            )));
+        }
+    }
     let issued = if let Some(path) = body.source.strip_prefix("kv/") {
         let path = path
             .parse::<SecretPath>()
@@ -640,12 +666,21 @@ pub async fn revoke(
 pub(crate) async fn revoke_matching<N: Need>(
     state: &AppState,
     auth: Authed<Write, N>,
+    tenant: TenantId,
     filter: &LeaseFilter,
     why: &str,
 ) -> Result<usize, ApiError> {
-    let tenant = auth.principal.tenant;
     let by = auth.principal.subject.clone();
-    let scope = auth.principal.scope();
+    // The tenant the request acts in, which the platform operator may have moved to.
+    let scope = if tenant == auth.principal.tenant {
+        auth.principal.scope()
+    } else {
+        Scope::Tenant(TenantScope {
+            tenant,
+            subject: by.clone(),
+            platform: false,
+        })
+    };
     let request_id = auth.ctx.request_id;
     let mut tx = auth.tx;
     let mut total = 0;
@@ -744,7 +779,8 @@ pub async fn revoke_bulk(
         source_prefix: Some(body.prefix).filter(|p| !p.is_empty()),
         ..LeaseFilter::default()
     };
-    let revoked = revoke_matching(&state, auth, &filter, &body.reason).await?;
+    let tenant = auth.principal.tenant;
+    let revoked = revoke_matching(&state, auth, tenant, &filter, &body.reason).await?;
     Ok(Json(LeasesRevoked { revoked }))
 }
 

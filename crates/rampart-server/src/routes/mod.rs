@@ -12,6 +12,7 @@ pub mod health;
 pub mod keys;
 pub mod leases;
 pub mod ledger;
+pub mod missions;
 pub mod secrets;
 pub mod sentinel;
 pub mod tenants;

@@ -1063,6 +1063,8 @@ async fn rewrap_all(
                 .sentinel
                 .reseal_key(&state.secrets, &mut tx, tenant, from, now)
                 .await?;
+            // And missions' pinned instructions.
+            crate::missions::reseal_instructions(state, &mut tx, tenant, from, now).await?;
         }
         tx.commit().await?;
         total += batch.versions;

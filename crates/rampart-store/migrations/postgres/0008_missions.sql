@@ -2,8 +2,9 @@
 -- system instructions (sealed under the tenant KEK; their SHA-256 goes to the audit trail),
 -- its budgets and its lifecycle. Ending or aborting it revokes everything issued under it.
 --
--- Revocation is by epoch: each row of `principal_revocations` takes the tenant's next epoch
--- and names the revoked principal (`tenant`, `agent:<id>`, `mission:<id>`, `apikey:<id>`,
+-- Revocation is by epoch: each tenant counts its revocations (`tenants.revocation_epoch`, bumped
+-- under the tenant row's lock, so concurrent revocations queue instead of failing), and each row
+-- of `principal_revocations` takes the next value and names the revoked principal (`tenant`, `agent:<id>`, `mission:<id>`, `apikey:<id>`,
 -- `user:<name>`). A token records the epoch it was minted at and is dead when a principal of
 -- its lineage has a row with a later epoch: one indexed lookup, never a walk of issued tokens.
 
@@ -35,6 +36,8 @@ ALTER TABLE missions FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON missions
     USING (tenant_id = (SELECT rampart_current_tenant()))
     WITH CHECK (tenant_id = (SELECT rampart_current_tenant()));
+
+ALTER TABLE tenants ADD COLUMN revocation_epoch bigint NOT NULL DEFAULT 0;
 
 -- Append-only: a revocation is never undone.
 CREATE TABLE principal_revocations (

@@ -22,6 +22,8 @@ CREATE TABLE missions (
 ) STRICT;
 CREATE INDEX missions_agent ON missions (tenant_id, agent_id, created_at);
 
+ALTER TABLE tenants ADD COLUMN revocation_epoch INTEGER NOT NULL DEFAULT 0;
+
 CREATE TABLE principal_revocations (
     tenant_id  TEXT NOT NULL REFERENCES tenants (id),
     epoch      INTEGER NOT NULL CHECK (epoch > 0),

@@ -175,26 +175,69 @@ impl Tx {
             == 1)
     }
 
-    /// The tenant's revocation epoch: the epoch of its newest revocation, 0 before the first.
+    /// Every mission's id and sealed instructions (for re-sealing under a new KEK version).
+    pub async fn mission_instructions(
+        &mut self,
+        tenant: TenantId,
+    ) -> Result<Vec<(MissionId, Vec<u8>)>, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(Vec::new());
+        }
+        self.fetch_all(
+            &sql!("SELECT id, instructions_sealed FROM missions WHERE tenant_id = $1"),
+            &[Val::Uuid(*tenant.as_uuid())],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                MissionId::from_uuid(row.uuid("id")?),
+                row.bytes("instructions_sealed")?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Replaces a mission's sealed instructions (the same plaintext under another KEK version).
+    pub async fn reseal_mission_instructions(
+        &mut self,
+        tenant: TenantId,
+        id: MissionId,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.guard_write(tenant)?;
+        Ok(self
+            .execute(
+                &sql!(
+                    "UPDATE missions SET instructions_sealed = $3 \
+                     WHERE tenant_id = $1 AND id = $2"
+                ),
+                &[
+                    Val::Uuid(*tenant.as_uuid()),
+                    Val::Uuid(*id.as_uuid()),
+                    Val::Bytes(sealed),
+                ],
+            )
+            .await?
+            == 1)
+    }
+
+    /// The tenant's revocation epoch: how many revocations it has had.
     pub async fn revocation_epoch(&mut self, tenant: TenantId) -> Result<u64, StoreError> {
         if !self.scope().allows(tenant) {
             return Err(StoreError::ScopeViolation);
         }
         let row = self
             .fetch_optional(
-                &sql!(
-                    "SELECT CAST(COALESCE(MAX(epoch), 0) AS BIGINT) AS epoch \
-                     FROM principal_revocations WHERE tenant_id = $1"
-                ),
+                &sql!("SELECT revocation_epoch AS epoch FROM tenants WHERE id = $1"),
                 &[Val::Uuid(*tenant.as_uuid())],
             )
             .await?;
         epoch_of(row.as_ref())
     }
 
-    /// Revokes `principal` at the tenant's next epoch, which it returns. A concurrent
-    /// revocation that took the same epoch makes this fail with [`StoreError::Conflict`]: the
-    /// caller retries in a new transaction.
+    /// Revokes `principal` at the tenant's next epoch, which it returns. The epoch is taken
+    /// under the tenant row's lock: concurrent revocations of one tenant wait for each other.
     pub async fn revoke_principal(
         &mut self,
         tenant: TenantId,
@@ -208,22 +251,30 @@ impl Tx {
         let row = self
             .fetch_optional(
                 &sql!(
-                    "INSERT INTO principal_revocations (tenant_id, epoch, principal, cascade_id, \
-                     reason, revoked_by, revoked_at) \
-                     SELECT $1, COALESCE(MAX(epoch), 0) + 1, $2, $3, $4, $5, $6 \
-                     FROM principal_revocations WHERE tenant_id = $1 RETURNING epoch"
+                    "UPDATE tenants SET revocation_epoch = revocation_epoch + 1 WHERE id = $1 \
+                     RETURNING revocation_epoch AS epoch"
                 ),
-                &[
-                    Val::Uuid(*tenant.as_uuid()),
-                    Val::Text(principal),
-                    Val::Uuid(*cascade.as_uuid()),
-                    Val::Text(reason),
-                    Val::Text(revoked_by),
-                    Val::Ts(now),
-                ],
+                &[Val::Uuid(*tenant.as_uuid())],
             )
             .await?;
-        epoch_of(row.as_ref())
+        let epoch = epoch_of(row.as_ref())?;
+        self.execute(
+            &sql!(
+                "INSERT INTO principal_revocations (tenant_id, epoch, principal, cascade_id, \
+                 reason, revoked_by, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+            &[
+                Val::Uuid(*tenant.as_uuid()),
+                Val::Int(i64::try_from(epoch).map_err(|_| corrupt("epoch", "too large"))?),
+                Val::Text(principal),
+                Val::Uuid(*cascade.as_uuid()),
+                Val::Text(reason),
+                Val::Text(revoked_by),
+                Val::Ts(now),
+            ],
+        )
+        .await?;
+        Ok(epoch)
     }
 
     /// The revocations of `principal`, oldest first.
