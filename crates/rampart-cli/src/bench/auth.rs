@@ -30,6 +30,10 @@ pub struct AuthArgs {
     /// Also measure on Postgres: an admin URL; a throwaway database is created and dropped.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Revocations of other principals recorded in the caller's tenant before the authenticated
+    /// load is measured a second time (the lineage check must not slow down as they pile up).
+    #[arg(long, default_value_t = 10_000)]
+    revocations: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -155,6 +159,38 @@ struct Target {
     name: &'static str,
     health: Load,
     authed: Load,
+    /// The same authenticated load after the revocations were recorded.
+    authed_after: Load,
+}
+
+/// Records `n` revocations of principals unrelated to the bench token in `tenant`, in batches.
+async fn record_revocations(
+    state: &rampart_server::AppState,
+    tenant: TenantId,
+    n: u64,
+) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let mut done = 0;
+    while done < n {
+        let mut tx = state
+            .store
+            .begin(rampart_store::Scope::tenant(tenant, "bench"))
+            .await?;
+        for i in done..(done + 1000).min(n) {
+            tx.revoke_principal(
+                tenant,
+                &format!("user:bench-{i}"),
+                rampart_types::CascadeId::random(),
+                "bench",
+                "bench",
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        done = (done + 1000).min(n);
+    }
+    Ok(())
 }
 
 /// Starts an in-process server on `config`, then measures `/healthz` (the stack without auth or
@@ -163,9 +199,9 @@ struct Target {
 async fn measure_backend(
     name: &'static str,
     config: Config,
-    seconds: u64,
-    concurrency: usize,
+    args: &AuthArgs,
 ) -> anyhow::Result<Target> {
+    let (seconds, concurrency) = (args.seconds, args.concurrency);
     let server = BenchServer::start(config).await?;
     let (base, http) = (&server.base, &server.http);
     let token = server.operator_token().await?;
@@ -181,18 +217,16 @@ async fn measure_backend(
     let warm = load(&format!("{base}/healthz"), None, 1, concurrency).await;
     let _ = warm;
     let health = load(&format!("{base}/healthz"), None, seconds, concurrency).await;
-    let authed = load(
-        &format!("{base}/v1/tenants/{tenant_id}"),
-        Some(&token),
-        seconds,
-        concurrency,
-    )
-    .await;
+    let authed_url = format!("{base}/v1/tenants/{tenant_id}");
+    let authed = load(&authed_url, Some(&token), seconds, concurrency).await;
+    record_revocations(&server.state, server.state.system_tenant, args.revocations).await?;
+    let authed_after = load(&authed_url, Some(&token), seconds, concurrency).await;
     server.stop().await;
     Ok(Target {
         name,
         health,
         authed,
+        authed_after,
     })
 }
 
@@ -201,15 +235,14 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
     let dir = scratch_dir(&std::env::temp_dir())?;
     let mut sqlite_cfg = Config::defaults_for(&dir.join("sqlite"))?;
     sqlite_cfg.log_level = "warn".into();
-    let mut targets =
-        vec![measure_backend("sqlite", sqlite_cfg, args.seconds, args.concurrency).await?];
+    let mut targets = vec![measure_backend("sqlite", sqlite_cfg, &args).await?];
     let mut pg_cleanup = None;
     if let Some(admin) = &args.postgres {
         let db = PgTestDb::try_create_on(admin)
             .await
             .context("creating a throwaway benchmark database")?;
         let cfg = postgres_config(&dir.join("postgres"), &db)?;
-        targets.push(measure_backend("postgres", cfg, args.seconds, args.concurrency).await?);
+        targets.push(measure_backend("postgres", cfg, &args).await?);
         pg_cleanup = Some(db);
     }
     if let Some(db) = pg_cleanup {
@@ -223,6 +256,7 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
         "jwt_verify_vs_raw_ed25519": full / raw,
         "concurrency": args.concurrency,
         "seconds": args.seconds,
+        "revocations": args.revocations,
         "backends": targets.iter().map(|t| json!({
             "backend": t.name,
             "authed_rps": t.authed.rps.round(),
@@ -233,6 +267,11 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
             "healthz_p50_ms": t.health.p50_ms,
             "healthz_p99_ms": t.health.p99_ms,
             "authed_vs_healthz": t.authed.rps / t.health.rps,
+            "authed_after_revocations_rps": t.authed_after.rps.round(),
+            "authed_after_revocations_p50_ms": t.authed_after.p50_ms,
+            "authed_after_revocations_p99_ms": t.authed_after.p99_ms,
+            "authed_after_revocations_errors": t.authed_after.errors,
+            "after_revocations_vs_before": t.authed_after.rps / t.authed.rps,
         })).collect::<Vec<_>>(),
     });
     if args.json {
@@ -268,6 +307,17 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
                 t.health.p50_ms,
                 t.health.p99_ms,
                 t.authed.rps / t.health.rps
+            );
+        }
+        for t in &targets {
+            println!(
+                "{:<10} after {} revocations: {:.0} authed req/s, p50 {:.2} ms, p99 {:.2} ms ({:.2}x before)",
+                t.name,
+                args.revocations,
+                t.authed_after.rps,
+                t.authed_after.p50_ms,
+                t.authed_after.p99_ms,
+                t.authed_after.rps / t.authed.rps
             );
         }
     }
