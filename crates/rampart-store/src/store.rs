@@ -424,6 +424,27 @@ impl Tx {
         })
     }
 
+    /// [`Tx::fetch_optional`] planned afresh on every execution (an unnamed statement on
+    /// Postgres): for a statement whose table can grow from empty to large between two
+    /// autovacuum runs, where a cached generic plan made while it was empty (a sequential scan)
+    /// would stay in use on every pooled connection.
+    pub(crate) async fn fetch_optional_replanned(
+        &mut self,
+        sql: &Sql,
+        vals: &[Val<'_>],
+    ) -> Result<Option<AnyRow>, StoreError> {
+        Ok(match &mut self.conn {
+            Conn::Pg(tx) => bind_pg(sqlx::query(sql.pg).persistent(false), vals)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(AnyRow::Pg),
+            Conn::Sqlite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(AnyRow::Sqlite),
+        })
+    }
+
     pub(crate) async fn fetch_all(
         &mut self,
         sql: &Sql,

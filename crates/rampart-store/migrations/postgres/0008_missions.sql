@@ -48,10 +48,11 @@ CREATE TABLE principal_revocations (
     reason     text NOT NULL,
     revoked_by text NOT NULL,
     revoked_at timestamptz NOT NULL,
-    PRIMARY KEY (tenant_id, epoch)
+    -- The only index, and the one the lineage check needs: no index on (tenant_id, epoch) for a
+    -- planner without statistics to prefer and scan every revocation newer than a token. Epochs
+    -- are unique per tenant by the counter's row lock.
+    PRIMARY KEY (tenant_id, principal, epoch)
 );
-CREATE INDEX principal_revocations_principal
-    ON principal_revocations (tenant_id, principal, epoch);
 ALTER TABLE principal_revocations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE principal_revocations FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON principal_revocations

@@ -32,7 +32,5 @@ CREATE TABLE principal_revocations (
     reason     TEXT NOT NULL,
     revoked_by TEXT NOT NULL,
     revoked_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, epoch)
+    PRIMARY KEY (tenant_id, principal, epoch)
 ) STRICT;
-CREATE INDEX principal_revocations_principal
-    ON principal_revocations (tenant_id, principal, epoch);

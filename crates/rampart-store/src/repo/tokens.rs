@@ -311,9 +311,10 @@ impl Tx {
         .map(drop)
     }
 
-    /// One round trip on the hot path: is the token's family live, is its id revoked, and was a
-    /// principal of its lineage revoked after `epoch`, when it was minted? A family that is not
-    /// found (wrong tenant, unknown) counts as revoked. `lineage` holds at most
+    /// Is the token's family live, is its id revoked, and was a principal of its lineage
+    /// revoked after `epoch`, when it was minted? One round trip when the tenant has had no
+    /// revocation since then (the usual case: tokens live minutes), two otherwise. A family that
+    /// is not found (wrong tenant, unknown) counts as revoked. `lineage` holds at most
     /// [`MAX_LINEAGE`] principals; a longer one is refused as dead.
     pub async fn token_liveness(
         &mut self,
@@ -326,16 +327,6 @@ impl Tx {
         if !self.scope().allows(tenant) || lineage.len() > MAX_LINEAGE {
             return Ok(TokenLiveness::DEAD);
         }
-        // Unused slots repeat the first principal, so the statement is always the same one.
-        let slot = |i: usize| {
-            Val::Text(
-                lineage
-                    .get(i)
-                    .or(lineage.first())
-                    .map_or("", String::as_str),
-            )
-        };
-        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         let row = self
             .fetch_optional(
                 &sql!(
@@ -344,22 +335,13 @@ impl Tx {
                                 AS BIGINT) AS family_live, \
                            CAST((SELECT COUNT(*) FROM revoked_tokens \
                                   WHERE tenant_id = $1 AND jti = $3) AS BIGINT) AS jti_revoked, \
-                           CAST((SELECT COUNT(*) FROM principal_revocations \
-                                  WHERE tenant_id = $1 AND epoch > $4 \
-                                    AND principal IN ($5, $6, $7, $8, $9, $10)) AS BIGINT) \
-                                AS lineage_revoked"
+                           CAST((SELECT revocation_epoch FROM tenants WHERE id = $1) AS BIGINT) \
+                                AS tenant_epoch"
                 ),
                 &[
                     Val::Uuid(*tenant.as_uuid()),
                     Val::Uuid(*family.as_uuid()),
                     Val::Uuid(*jti.as_uuid()),
-                    Val::Int(epoch),
-                    slot(0),
-                    slot(1),
-                    slot(2),
-                    slot(3),
-                    slot(4),
-                    slot(5),
                 ],
             )
             .await?;
@@ -370,11 +352,57 @@ impl Tx {
             Some(v) => v == 1,
             None => false,
         };
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        // An unknown tenant counts as revoked since forever.
+        let revoked_since = row.opt_int("tenant_epoch")?.is_none_or(|t| t > epoch);
+        let lineage_revoked = revoked_since && self.lineage_revoked(tenant, lineage, epoch).await?;
         Ok(TokenLiveness {
             family_live,
             jti_revoked: row.int("jti_revoked")? > 0,
-            lineage_revoked: row.int("lineage_revoked")? > 0,
+            lineage_revoked,
         })
+    }
+
+    /// Whether a principal of `lineage` was revoked after `epoch`.
+    async fn lineage_revoked(
+        &mut self,
+        tenant: TenantId,
+        lineage: &[String],
+        epoch: i64,
+    ) -> Result<bool, StoreError> {
+        // Unused slots repeat the first principal, so the statement is always the same one.
+        let slot = |i: usize| {
+            Val::Text(
+                lineage
+                    .get(i)
+                    .or(lineage.first())
+                    .map_or("", String::as_str),
+            )
+        };
+        // Replanned each time: `principal_revocations` starts empty, and a plan cached while it
+        // was (a sequential scan) would read every revocation once there are many — measured:
+        // 7x fewer authenticated requests/s after 10,000 revocations, until autovacuum analyzed
+        // the table.
+        let row = self
+            .fetch_optional_replanned(
+                &sql!(
+                    "SELECT COUNT(*) AS n FROM principal_revocations \
+                     WHERE tenant_id = $1 AND epoch > $2 \
+                       AND principal IN ($3, $4, $5, $6, $7, $8)"
+                ),
+                &[
+                    Val::Uuid(*tenant.as_uuid()),
+                    Val::Int(epoch),
+                    slot(0),
+                    slot(1),
+                    slot(2),
+                    slot(3),
+                    slot(4),
+                    slot(5),
+                ],
+            )
+            .await?;
+        Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0) > 0)
     }
 
     /// Deletes deny-list entries of expired tokens and refresh tokens of expired families.
