@@ -286,6 +286,16 @@ async fn ending_a_mission_stops_its_tokens_and_leases_under_one_cascade(b: Backe
     let lease = s.lease(&t, &agent, &id).await;
     assert_eq!(lease.status, StatusCode::CREATED, "{}", lease.text);
     let lease_id = lease.body["lease"]["id"].as_str().unwrap().to_owned();
+    // The same mission id in capitals names the same mission.
+    let shouted = id.to_uppercase();
+    let other_form = s.lease(&s.admin, &agent, &shouted).await;
+    assert_eq!(
+        other_form.status,
+        StatusCode::CREATED,
+        "{}",
+        other_form.text
+    );
+    assert_eq!(other_form.body["lease"]["mission"], id.as_str());
     assert!(still_accepted(&s.app, &t).await);
 
     let r = s
@@ -300,7 +310,7 @@ async fn ending_a_mission_stops_its_tokens_and_leases_under_one_cascade(b: Backe
     let cascade = r.body["cascade"]["cascade_id"].as_str().unwrap().to_owned();
     assert_eq!(r.body["mission"]["status"], "ended");
     assert_eq!(r.body["mission"]["cascade_id"], cascade.as_str());
-    assert_eq!(r.body["cascade"]["leases_revoked"], 1);
+    assert_eq!(r.body["cascade"]["leases_revoked"], 2);
     assert_eq!(r.body["cascade"]["principal"], format!("mission:{id}"));
 
     // At once: the mission's token is refused everywhere, the admin's own token is not.
@@ -336,8 +346,10 @@ async fn ending_a_mission_stops_its_tokens_and_leases_under_one_cascade(b: Backe
         );
     }
     let revoked = s.audited("lease.revoke").await;
-    assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].to_string().contains(&cascade), "{}", revoked[0]);
+    assert_eq!(revoked.len(), 2);
+    for r in &revoked {
+        assert!(r.to_string().contains(&cascade), "{r}");
+    }
     let listed = s.app.get("/v1/missions?status=ended", &s.admin).await;
     assert_eq!(listed.body["missions"].as_array().unwrap().len(), 1);
     s.app.close().await;
@@ -465,6 +477,15 @@ async fn only_the_platform_operator_revokes_a_whole_tenant(b: Backend) {
         .post(
             "/v1/revocations",
             &s.admin,
+            json!({ "principal": "tenant", "reason": "x" }),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+    // Nor does the operator revoke its own tenant (it would lock itself out).
+    s.app
+        .post(
+            "/v1/revocations",
+            &op,
             json!({ "principal": "tenant", "reason": "x" }),
         )
         .await

@@ -225,10 +225,15 @@ fn check_lease_agent<N: Need>(
 pub async fn issue(
     State(state): State<AppState>,
     mut auth: Authed<Write, NeedLeasesIssue>,
-    ApiJson(body): ApiJson<IssueLease>,
+    ApiJson(mut body): ApiJson<IssueLease>,
 ) -> Result<Response, ApiError> {
     check_mission(&body.mission)?;
     check_purpose(&body.purpose)?;
+    // A mission id in any form a UUID may take is stored in one form, so ending the mission
+    // finds the lease.
+    if let Ok(id) = body.mission.parse::<rampart_types::MissionId>() {
+        body.mission = id.to_string();
+    }
     let asked = ttl(body.ttl.as_deref())?;
     let agent = body.agent;
     check_lease_agent(&auth, agent, &body.mission)?;

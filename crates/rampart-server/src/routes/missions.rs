@@ -646,7 +646,7 @@ pub struct RevokePrincipal {
     security(("bearer" = ["missions:manage"])),
     responses(
         (status = 200, description = "Revoked", body = CascadeView),
-        (status = 403, description = "Revoking a whole tenant without being the platform operator", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Revoking a whole tenant without being the platform operator, or revoking the operator's own tenant", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant, agent or mission", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke(
@@ -662,6 +662,11 @@ pub async fn revoke(
         ));
     }
     let tenant = auth.act_in(body.tenant).await?;
+    if target == Revocable::Tenant && tenant == state.system_tenant {
+        return Err(ApiError::forbidden(
+            "the platform operator's own tenant cannot be revoked",
+        ));
+    }
     match &target {
         Revocable::Agent(a) if auth.tx.agent(tenant, *a).await?.is_none() => {
             return Err(ApiError::not_found("agent"));
