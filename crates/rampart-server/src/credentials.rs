@@ -131,6 +131,40 @@ pub(crate) struct Mint<'a> {
     pub epoch: u64,
 }
 
+impl<'a> Mint<'a> {
+    /// A token of a credential grant (no mission, no delegation), to be signed by
+    /// [`Mint::sign`].
+    fn grant(
+        tenant: TenantId,
+        subject: &'a str,
+        caps: CapabilitySet,
+        family: FamilyId,
+        not_after: Timestamp,
+    ) -> Self {
+        Self {
+            tenant,
+            subject,
+            caps,
+            family,
+            not_after,
+            mission: None,
+            act: None,
+            epoch: 0,
+        }
+    }
+
+    /// Signs it at the tenant's current revocation epoch, read in `tx`.
+    async fn sign(
+        mut self,
+        state: &AppState,
+        tx: &mut Tx,
+        now: Timestamp,
+    ) -> Result<(String, u64), ApiError> {
+        self.epoch = tx.revocation_epoch(self.tenant).await?;
+        mint_access(state, self, now)
+    }
+}
+
 /// Signs an access token.
 pub(crate) fn mint_access(
     state: &AppState,
@@ -282,21 +316,10 @@ pub async fn grant_api_key(
         now,
     );
     audit(state, &mut tx, issued).await?;
-    let epoch = tx.revocation_epoch(tenant).await?;
-    let (access_token, expires_in) = mint_access(
-        state,
-        Mint {
-            tenant,
-            subject: &subject,
-            caps,
-            family: family.id,
-            not_after: record.expires_at,
-            mission: None,
-            act: None,
-            epoch,
-        },
-        now,
-    )?;
+    let (access_token, expires_in) =
+        Mint::grant(tenant, &subject, caps, family.id, record.expires_at)
+            .sign(state, &mut tx, now)
+            .await?;
     tx.commit().await?;
     Ok(TokenGrant {
         access_token,
@@ -428,21 +451,9 @@ pub async fn grant_refresh(
         now,
     );
     audit(state, &mut tx, event).await?;
-    let epoch = tx.revocation_epoch(tenant).await?;
-    let (access_token, expires_in) = mint_access(
-        state,
-        Mint {
-            tenant,
-            subject: &subject,
-            caps,
-            family: family.id,
-            not_after,
-            mission: None,
-            act: None,
-            epoch,
-        },
-        now,
-    )?;
+    let (access_token, expires_in) = Mint::grant(tenant, &subject, caps, family.id, not_after)
+        .sign(state, &mut tx, now)
+        .await?;
     tx.commit().await?;
     Ok(TokenGrant {
         access_token,

@@ -412,16 +412,7 @@ impl Tx {
         sql: &Sql,
         vals: &[Val<'_>],
     ) -> Result<Option<AnyRow>, StoreError> {
-        Ok(match &mut self.conn {
-            Conn::Pg(tx) => bind_pg(sqlx::query(sql.pg), vals)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(AnyRow::Pg),
-            Conn::Sqlite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(AnyRow::Sqlite),
-        })
+        self.fetch_optional_as(sql, vals, true).await
     }
 
     /// [`Tx::fetch_optional`] planned afresh on every execution (an unnamed statement on
@@ -433,8 +424,17 @@ impl Tx {
         sql: &Sql,
         vals: &[Val<'_>],
     ) -> Result<Option<AnyRow>, StoreError> {
+        self.fetch_optional_as(sql, vals, false).await
+    }
+
+    async fn fetch_optional_as(
+        &mut self,
+        sql: &Sql,
+        vals: &[Val<'_>],
+        cached_plan: bool,
+    ) -> Result<Option<AnyRow>, StoreError> {
         Ok(match &mut self.conn {
-            Conn::Pg(tx) => bind_pg(sqlx::query(sql.pg).persistent(false), vals)
+            Conn::Pg(tx) => bind_pg(sqlx::query(sql.pg).persistent(cached_plan), vals)
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(AnyRow::Pg),
