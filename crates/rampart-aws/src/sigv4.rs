@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use rampart_crypto::{Secret, hmac_sha256, sha256};
-use rampart_types::Timestamp;
+use rampart_types::{Timestamp, lower_hex};
 
 use crate::AwsError;
 
@@ -99,14 +99,10 @@ fn hmac(key: &[u8], data: &[u8]) -> Result<[u8; 32], AwsError> {
     hmac_sha256(key, data).map_err(|e| AwsError::Config(e.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Lower-case hex of a SHA-256 digest.
 #[must_use]
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&sha256(data))
+    lower_hex(&sha256(data))
 }
 
 /// The SigV4 canonical query string: each name and value URI-encoded, sorted. Also a valid query
@@ -161,7 +157,7 @@ pub fn sign_v4(input: &SigningInput<'_>, creds: &Credentials) -> Result<String, 
     let k_region = Secret::new(hmac(k_date.expose(), input.region.as_bytes())?);
     let k_service = Secret::new(hmac(k_region.expose(), input.service.as_bytes())?);
     let k_signing = Secret::new(hmac(k_service.expose(), b"aws4_request")?);
-    let signature = hex(&hmac(k_signing.expose(), string_to_sign.as_bytes())?);
+    let signature = lower_hex(&hmac(k_signing.expose(), string_to_sign.as_bytes())?);
     Ok(format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         creds.access_key_id

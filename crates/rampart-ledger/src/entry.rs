@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn the_encoding_is_stable() {
         let bytes = record().encode();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = rampart_types::lower_hex(&bytes);
         assert_eq!(
             hex,
             concat!(

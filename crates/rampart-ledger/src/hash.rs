@@ -35,7 +35,7 @@ impl Hash {
 
     #[must_use]
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        rampart_types::lower_hex(&self.0)
     }
 
     #[must_use]

@@ -41,10 +41,7 @@ pub async fn open(
         .rotate_to(1, &material)
         .map_err(|e| StartError::Setup(format!("bus keys: {e}")))?;
     // Sequence numbers restart with the process, so the producer id must too.
-    let producer: String = random_array::<8>()?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let producer = rampart_types::lower_hex(&random_array::<8>()?);
     Ok(Bus::new(
         transport,
         Arc::new(RwLock::new(keys)),

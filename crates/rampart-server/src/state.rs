@@ -229,10 +229,7 @@ pub fn node_id(config: &Config, create: bool) -> Result<String, StartError> {
         }
     }
     create_private_dir(&config.data_dir)?;
-    let id: String = random_array::<16>()?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = rampart_types::lower_hex(&random_array::<16>()?);
     let io_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| StartError::DataDir { path, source }
@@ -363,12 +360,7 @@ pub async fn open_store(config: &Config, root: &RootKey) -> Result<Store, StartE
     if config.is_embedded() {
         create_private_dir(&config.data_dir)?;
     }
-    let password: String = root
-        .derive(POSTGRES_APP_PASSWORD_LABEL)?
-        .expose()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let password = rampart_types::lower_hex(root.derive(POSTGRES_APP_PASSWORD_LABEL)?.expose());
     Ok(Store::open(&StoreOptions {
         url,
         app_url: config.app_database_url.clone(),

@@ -36,3 +36,12 @@ pub fn lower_hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lower_hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(super::lower_hex(&[]), "");
+        assert_eq!(super::lower_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+}
