@@ -295,6 +295,19 @@ pub fn is_schema_space(c: char) -> bool {
 
 /// A `reason` for the audit trail, as every body that takes one documents it: up to 500
 /// characters, not all whitespace.
+/// The `limit` of a list request: 1 to 1000, 100 when absent.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            ErrorKind::InvalidQuery,
+            "`limit` is 1 to 1000",
+        ))
+    }
+}
+
 pub fn check_reason(r: &str) -> Result<(), ApiError> {
     if r.chars().all(is_schema_space) || r.chars().count() > 500 {
         return Err(ApiError::validation(

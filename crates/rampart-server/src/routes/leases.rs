@@ -824,13 +824,7 @@ pub async fn list(
     mut auth: Authed<Read, NeedLeasesAdmin>,
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<Json<LeaseList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorKind::InvalidQuery,
-            "`limit` is 1 to 1000",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit)?;
     if let Some(m) = &q.mission {
         check_mission(m).map_err(|e| ApiError::new(ErrorKind::InvalidQuery, e.detail))?;
     }

@@ -755,13 +755,7 @@ pub async fn list(
     mut auth: Authed<Read, NeedSecretsRead>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorKind::InvalidQuery,
-            "`limit` is 1 to 1000",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit)?;
     let too_long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > 512);
     if too_long(&q.prefix) || too_long(&q.after) {
         return Err(ApiError::new(

@@ -527,13 +527,7 @@ pub async fn list_deliveries(
     mut auth: Authed<Read, NeedWebhooksManage>,
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorKind::InvalidQuery,
-            "`limit` is 1 to 1000",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit)?;
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<DeliveryState>().map_err(|_| {
