@@ -585,7 +585,7 @@ async fn bad_requests_get_clear_problems(b: Backend) {
             "duration",
         ),
         (
-            json!({ "agent": agent, "goal": "g", "instructions": "x".repeat(65537) }),
+            json!({ "agent": agent, "goal": "g", "instructions": "é".repeat(65537) }),
             "instructions",
         ),
     ] {
@@ -597,6 +597,16 @@ async fn bad_requests_get_clear_problems(b: Backend) {
             r.text
         );
     }
+    // The limit counts characters, as the schema does: 65,536 two-byte ones are fine.
+    let r = s
+        .app
+        .post(
+            "/v1/missions",
+            &s.admin,
+            json!({ "agent": agent, "goal": "g", "instructions": "é".repeat(65536) }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     s.app
         .post(
             "/v1/missions",

@@ -28,7 +28,7 @@ use crate::state::AppState;
 
 /// Longest goal, in characters.
 const MAX_GOAL: usize = 1024;
-/// Longest pinned instructions, in bytes.
+/// Longest pinned instructions, in characters.
 pub const MAX_INSTRUCTIONS: usize = 64 * 1024;
 /// A mission's duration when the request names none.
 const DEFAULT_DURATION: Duration = Duration::from_secs(3600);
@@ -172,14 +172,14 @@ pub async fn open(
             "`goal` is 1 to 1024 characters, not all whitespace",
         ));
     }
-    if body.instructions.len() > MAX_INSTRUCTIONS
+    if body.instructions.chars().count() > MAX_INSTRUCTIONS
         || body
             .instructions
             .chars()
             .all(crate::extract::is_schema_space)
     {
         return Err(ApiError::validation(
-            "`instructions` is 1 to 65536 bytes, not all whitespace",
+            "`instructions` is 1 to 65536 characters, not all whitespace",
         ));
     }
     for (field, v) in [
@@ -251,6 +251,7 @@ pub async fn open(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MissionQuery {
     /// Only this agent's missions.
@@ -277,13 +278,7 @@ pub async fn list(
     mut auth: Authed<Read, NeedMissionsManage>,
     ApiQuery(q): ApiQuery<MissionQuery>,
 ) -> Result<Json<MissionList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorKind::InvalidQuery,
-            "`limit` is 1 to 1000",
-        ));
-    }
+    let limit = crate::extract::page_limit(q.limit)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(MissionStatus::parse(s).ok_or_else(|| {
@@ -626,7 +621,7 @@ pub struct RevokePrincipal {
     /// `tenant`, `agent:<id>`, `mission:<id>`, `apikey:<id>` or `user:<name>`.
     #[schema(
         max_length = 200,
-        pattern = r"^(tenant|agent:[0-9a-fA-F-]{36}|mission:[0-9a-fA-F-]{36}|apikey:[0-9a-z]{12}|user:[!-~]{1,128})$"
+        pattern = r"^(tenant|agent:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mission:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|apikey:[0-9a-z]{12}|user:[!-~]{1,128})$"
     )]
     pub principal: String,
     /// For the audit trail: up to 500 characters, not all whitespace.
