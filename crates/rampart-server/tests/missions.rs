@@ -108,7 +108,7 @@ impl Setup {
                     "agent": agent,
                     "goal": "settle March invoices",
                     "instructions": INSTRUCTIONS,
-                    "budgets": { "calls": 100, "tokens": 50000 },
+                    "budgets": { "calls": 100, "tokens": 50000.0 },
                     "duration": "2h",
                 }),
             )

@@ -24,6 +24,7 @@ use crate::extract::{
     OptionalJson, Read, Write, check_reason, lifetime_field,
 };
 use crate::missions::{Cascade, Revocable, cascade, open_instructions, seal_instructions};
+use crate::routes::secrets::de_opt_integer;
 use crate::state::AppState;
 
 /// Longest goal, in characters.
@@ -35,19 +36,26 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(3600);
 /// The longest a mission may run.
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// A mission's budgets: the gateway refuses calls beyond them.
+/// The largest budget figure.
+const MAX_BUDGET: i64 = 1_000_000_000_000_000;
+
+/// A mission's budgets: the gateway refuses calls beyond them. JSON numbers with no fraction
+/// (`5` or `5.0`).
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budgets {
     /// Most LLM and tool calls.
-    #[schema(minimum = 1)]
-    pub calls: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(default, deserialize_with = "de_opt_integer")]
+    pub calls: Option<i64>,
     /// Most model tokens, prompt and completion together.
-    #[schema(minimum = 1)]
-    pub tokens: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(default, deserialize_with = "de_opt_integer")]
+    pub tokens: Option<i64>,
     /// Most spend, in millionths of a US dollar.
-    #[schema(minimum = 1)]
-    pub spend_usd_micros: Option<u64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
+    #[serde(default, deserialize_with = "de_opt_integer")]
+    pub spend_usd_micros: Option<i64>,
 }
 
 /// A mission to open.
@@ -187,9 +195,9 @@ pub async fn open(
         ("tokens", body.budgets.tokens),
         ("spend_usd_micros", body.budgets.spend_usd_micros),
     ] {
-        if v == Some(0) {
+        if v.is_some_and(|v| !(1..=MAX_BUDGET).contains(&v)) {
             return Err(ApiError::validation(format!(
-                "`budgets.{field}` must be at least 1"
+                "`budgets.{field}` is 1 to {MAX_BUDGET}"
             )));
         }
     }

@@ -62,7 +62,9 @@ fn integral(n: &serde_json::Number) -> Option<i64> {
     })
 }
 
-fn de_opt_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn de_opt_integer<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
     Option::<serde_json::Number>::deserialize(d)?
         .map(|n| integral(&n).ok_or_else(|| serde::de::Error::custom("expected an integer")))
         .transpose()
