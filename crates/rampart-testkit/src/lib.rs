@@ -207,6 +207,13 @@ impl MotoServer {
     /// Starts one and waits until it answers.
     #[must_use]
     pub fn start() -> Self {
+        // Tests of one binary start servers in parallel: between picking a free port and moto
+        // binding it, another test could pick the same one and talk to the wrong server (which
+        // then vanishes with its test). One start at a time closes that window.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
