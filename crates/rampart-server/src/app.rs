@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 use crate::edge;
 use crate::keys::RELOAD_INTERVAL;
 use crate::routes::{
-    agents, apikeys, audit, auth, backends, health, keys, leases, ledger, missions, secrets,
-    sentinel, tenants, tlog, webhooks,
+    agents, apikeys, audit, auth, backends, gateway, health, keys, leases, ledger, missions,
+    secrets, sentinel, tenants, tlog, webhooks,
 };
 use crate::state::AppState;
 
@@ -51,6 +51,7 @@ use crate::state::AppState;
         (name = "leases", description = "Just-in-time credentials for an agent and a mission"),
         (name = "sentinel", description = "The PII Sentinel: detection, redaction under the tenant's policy, reversible tokens"),
         (name = "missions", description = "Missions of agents, mission tokens, and cascading revocation of principals"),
+        (name = "gateway", description = "The LLM boundary: OpenAI and Anthropic calls redacted, pinned to their mission and audited; the tenant's upstreams"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document"),
     )
@@ -210,6 +211,9 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(missions::abort))
         .routes(routes!(missions::reveal_instructions))
         .routes(routes!(missions::revoke))
+        .routes(routes!(gateway::chat_completions))
+        .routes(routes!(gateway::messages))
+        .routes(routes!(gateway::get_config, gateway::put_config))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.

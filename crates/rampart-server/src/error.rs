@@ -34,8 +34,12 @@ pub enum ErrorKind {
     InvalidQuery,
     Validation,
     Conflict,
+    /// A mission's call whose system instructions are not the pinned ones.
+    InstructionsDrift,
     Timeout,
     Unavailable,
+    /// The upstream an agent's call was forwarded to could not be reached or failed.
+    UpstreamFailed,
     Internal,
 }
 
@@ -64,7 +68,9 @@ impl ErrorKind {
         ErrorKind::InvalidQuery,
         ErrorKind::Validation,
         ErrorKind::Conflict,
+        ErrorKind::InstructionsDrift,
         ErrorKind::Timeout,
+        ErrorKind::UpstreamFailed,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
     ];
@@ -196,6 +202,18 @@ impl ErrorKind {
                 Some("invalid_request"),
             ),
             Conflict => (StatusCode::CONFLICT, "conflict", "Conflict", None),
+            InstructionsDrift => (
+                StatusCode::CONFLICT,
+                "instructions-drift",
+                "Instructions drifted from the mission's",
+                None,
+            ),
+            UpstreamFailed => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-failed",
+                "Upstream failed",
+                None,
+            ),
             Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "timeout",

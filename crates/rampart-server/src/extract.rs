@@ -462,6 +462,8 @@ needs! {
     NeedSentinelReveal => SentinelReveal,
     NeedSentinelAdmin => SentinelAdmin,
     NeedMissionsManage => MissionsManage,
+    NeedGatewayCall => GatewayCall,
+    NeedGatewayAdmin => GatewayAdmin,
 }
 
 /// Whether the request's transaction may write.
@@ -496,6 +498,14 @@ pub struct Authed<A: Access, N: Need = AnyCapability> {
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        // The Anthropic SDK sends its API key as `x-api-key`: an agent configures its Rampart
+        // token there.
+        if let Some(key) = parts.headers.get("x-api-key") {
+            let token = key.to_str().unwrap_or("").trim();
+            if !token.is_empty() && !token.starts_with("rmp_live_") {
+                return Ok(token);
+            }
+        }
         return Err(ApiError::new(
             ErrorKind::Unauthenticated,
             "send an access token: `Authorization: Bearer <token>`",

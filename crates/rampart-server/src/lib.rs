@@ -21,6 +21,7 @@ pub mod disclosed;
 mod edge;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod keys;
 #[cfg(feature = "aws")]
 pub mod kms_root;

@@ -15,7 +15,7 @@ use rampart_sentinel::policy::{CompiledPolicy, Policy};
 use rampart_sentinel::scrub::{Fingerprint, FingerprintKey, SecretScrubber};
 use rampart_sentinel::transform::{Redaction, TokenVault, Tokenizer, redact};
 use rampart_sentinel::{Channel, Class, Detector, Finding};
-use rampart_store::{SentinelKeyRecord, SentinelTokenRecord, Tx};
+use rampart_store::{DocumentKind, SentinelKeyRecord, SentinelTokenRecord, Tx};
 use rampart_types::{TenantId, Timestamp};
 use zeroize::Zeroizing;
 
@@ -141,7 +141,10 @@ pub async fn tenant_policy(
     tenant: TenantId,
     version: Option<i64>,
 ) -> Result<Option<TenantPolicy>, ApiError> {
-    let Some(record) = tx.sentinel_policy(tenant, version).await? else {
+    let Some(record) = tx
+        .document_version(DocumentKind::SentinelPolicy, tenant, version)
+        .await?
+    else {
         if version.is_some_and(|v| v != 0) {
             return Ok(None);
         }
@@ -187,6 +190,14 @@ impl TokenVault for PendingVault {
 }
 
 impl PendingVault {
+    /// The values met so far, by token and class.
+    pub fn values(&self) -> std::collections::HashMap<String, (Class, Zeroizing<String>)> {
+        self.entries
+            .iter()
+            .map(|(class, token, value)| (token.clone(), (*class, value.clone())))
+            .collect()
+    }
+
     /// Seals every value met under `key` into the tenant's vault; returns how many.
     pub async fn store(
         self,

@@ -21,13 +21,13 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, FamilyRecord,
-    KeyGenerationRecord, LeaseFilter, LeaseKind, LeaseRecord, LedgerKeyRecord, LedgerPosition,
-    MissionRecord, MissionStatus, PostgresEngineRecord, PrincipalRevocationRecord, RefreshRecord,
-    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord,
-    SentinelPolicyRecord, SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState,
-    TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
+    AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, DocumentVersionRecord,
+    FamilyRecord, KeyGenerationRecord, LeaseFilter, LeaseKind, LeaseRecord, LedgerKeyRecord,
+    LedgerPosition, MissionRecord, MissionStatus, PostgresEngineRecord, PrincipalRevocationRecord,
+    RefreshRecord, SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord,
+    SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState, TenantRecord,
+    TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
 };
-pub use repo::Revocation;
+pub use repo::{DocumentKind, Revocation};
 pub use scope::{Lookup, Scope, TenantScope};
 pub use store::{Backend, Store, StoreOptions, Tx, postgres_app_grants};

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0008_missions.sql"),
         sqlite: include_str!("../migrations/sqlite/0008_missions.sql"),
     },
+    Migration {
+        version: 9,
+        name: "gateway",
+        postgres: include_str!("../migrations/postgres/0009_gateway.sql"),
+        sqlite: include_str!("../migrations/sqlite/0009_gateway.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

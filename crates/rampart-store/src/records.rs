@@ -547,10 +547,10 @@ pub struct WebhookDeliveryRecord {
 
 /// One version of a tenant's Sentinel policy (the newest is in force).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SentinelPolicyRecord {
+pub struct DocumentVersionRecord {
     pub tenant_id: TenantId,
     pub version: i64,
-    /// The policy document as the API took it.
+    /// The document as the API took it.
     pub document: serde_json::Value,
     pub created_by: String,
     pub created_at: Timestamp,

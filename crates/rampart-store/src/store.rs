@@ -68,6 +68,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("sentinel_fingerprints", "SELECT, INSERT"),
         ("missions", "SELECT, INSERT, UPDATE"),
         ("principal_revocations", "SELECT, INSERT"),
+        ("gateway_configs", "SELECT, INSERT"),
     ]
 }
 

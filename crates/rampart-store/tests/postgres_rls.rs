@@ -227,15 +227,29 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
-    tx.insert_sentinel_policy(&rampart_store::SentinelPolicyRecord {
-        tenant_id: tenant,
-        version: 1,
-        document: serde_json::json!({ "default": { "mode": "strict", "threshold": 0.5 } }),
-        created_by: "seed".into(),
-        created_at: now(),
-    })
-    .await
-    .unwrap();
+    for (kind, document) in [
+        (
+            rampart_store::DocumentKind::SentinelPolicy,
+            serde_json::json!({ "default": { "mode": "strict", "threshold": 0.5 } }),
+        ),
+        (
+            rampart_store::DocumentKind::GatewayConfig,
+            serde_json::json!({ "upstreams": {} }),
+        ),
+    ] {
+        tx.insert_document_version(
+            kind,
+            &rampart_store::DocumentVersionRecord {
+                tenant_id: tenant,
+                version: 1,
+                document,
+                created_by: "seed".into(),
+                created_at: now(),
+            },
+        )
+        .await
+        .unwrap();
+    }
     tx.insert_sentinel_key(&rampart_store::SentinelKeyRecord {
         tenant_id: tenant,
         generation: 1,
@@ -421,6 +435,7 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "sentinel_fingerprints",
         "missions",
         "principal_revocations",
+        "gateway_configs",
     ]
     .into_iter()
     .map(String::from)

@@ -115,6 +115,11 @@ actions! {
     /// A principal (tenant, agent, mission, API key or user) was revoked with every token and
     /// lease descending from it, under one cascade id.
     PrincipalRevoke = "principal.revoke";
+    /// A new version of the tenant's gateway configuration was stored.
+    GatewayConfigChange = "gateway_config.change";
+    /// One LLM call through the gateway: agent, mission, upstream, model, the classes redacted
+    /// each way (never the values), token counts and the decision.
+    LlmCall = "llm.call";
 }
 
 impl fmt::Display for AuditAction {

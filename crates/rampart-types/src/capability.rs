@@ -80,6 +80,10 @@ capabilities! {
     /// Open, end and abort the tenant's missions; mint mission tokens for their agents; revoke
     /// a principal and everything issued under it.
     MissionsManage = "missions:manage", platform = false;
+    /// Call LLM providers through the agent gateway (`/v1/chat/completions`, `/v1/messages`).
+    GatewayCall = "gateway:call", platform = false;
+    /// Change the tenant's gateway configuration (upstream providers and their API keys).
+    GatewayAdmin = "gateway:admin", platform = false;
 }
 
 impl fmt::Display for Capability {

@@ -28,7 +28,7 @@ pub struct TokenRequest {
 }
 
 /// The capability-list syntax of `scope`. INVARIANT: names every capability (tested).
-pub const SCOPE_PATTERN: &str = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage))*$";
+pub const SCOPE_PATTERN: &str = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin))*$";
 
 /// `grant_type=api_key`: an API key for tokens of a new family.
 #[derive(ToSchema, Deserialize)]
@@ -42,7 +42,7 @@ struct ApiKeyGrant {
     api_key: String,
     /// Space-separated capabilities to narrow the token to (default: all the key holds).
     #[schema(
-        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage))*$"
+        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin))*$"
     )]
     scope: Option<String>,
 }
@@ -59,7 +59,7 @@ struct RefreshTokenGrant {
     refresh_token: String,
     /// Space-separated capabilities to narrow the access token to.
     #[schema(
-        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage))*$"
+        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin))*$"
     )]
     scope: Option<String>,
 }

@@ -335,7 +335,7 @@ pub struct MissionTokenRequest {
     /// Space-separated capabilities to narrow the token to (default: all the caller's token
     /// holds). A delegated token never holds more than its delegator's.
     #[schema(
-        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage))*$"
+        pattern = "^(tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin)( (tenants:admin|keys:manage|apikeys:manage|audit:read|secrets:read|secrets:write|secrets:admin|agents:manage|leases:issue|leases:admin|webhooks:manage|sentinel:use|sentinel:reveal|sentinel:admin|missions:manage|gateway:call|gateway:admin))*$"
     )]
     pub scope: Option<String>,
 }

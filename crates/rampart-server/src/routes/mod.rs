@@ -8,6 +8,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod backends;
+pub mod gateway;
 pub mod health;
 pub mod keys;
 pub mod leases;

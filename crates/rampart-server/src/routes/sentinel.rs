@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use rampart_sentinel::policy::{Mode, Policy};
 use rampart_sentinel::{Channel, Class, CodePoints};
-use rampart_store::SentinelPolicyRecord;
+use rampart_store::{DocumentKind, DocumentVersionRecord};
 use rampart_types::{AuditAction, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -399,7 +399,7 @@ pub async fn put_policy(
     let tenant = auth.principal.tenant;
     let current = auth
         .tx
-        .sentinel_policy(tenant, None)
+        .document_version(DocumentKind::SentinelPolicy, tenant, None)
         .await?
         .map_or(0, |p| p.version);
     if body.expected_version.is_some_and(|v| v != current) {
@@ -408,14 +408,18 @@ pub async fn put_policy(
         )));
     }
     let now = state.clock.now();
-    let record = SentinelPolicyRecord {
+    let record = DocumentVersionRecord {
         tenant_id: tenant,
         version: current + 1,
         document: serde_json::to_value(&body.policy).map_err(ApiError::internal)?,
         created_by: auth.principal.subject.clone(),
         created_at: now,
     };
-    if !auth.tx.insert_sentinel_policy(&record).await? {
+    if !auth
+        .tx
+        .insert_document_version(DocumentKind::SentinelPolicy, &record)
+        .await?
+    {
         return Err(ApiError::conflict(
             "another change to the policy was stored first; read it and try again",
         ));

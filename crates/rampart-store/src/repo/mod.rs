@@ -9,6 +9,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod backends;
+mod documents;
 mod leases;
 mod ledger_keys;
 mod meta;
@@ -20,6 +21,7 @@ mod tenants;
 mod tokens;
 mod webhooks;
 
+pub use documents::DocumentKind;
 pub use leases::Revocation;
 use rampart_types::TenantId;
 

@@ -1,24 +1,11 @@
-//! The Sentinel's per-tenant rows: policy versions, key generations, the reversible-token vault
+//! The Sentinel's per-tenant rows (its policy versions are in [`super::documents`]): key generations, the reversible-token vault
 //! and the fingerprints of live secret values.
 
 use rampart_types::{TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::tenant_id;
-use crate::{
-    SecretVersionRecord, SentinelKeyRecord, SentinelPolicyRecord, SentinelTokenRecord, StoreError,
-    Tx,
-};
-
-fn policy_from_row(row: &AnyRow) -> Result<SentinelPolicyRecord, StoreError> {
-    Ok(SentinelPolicyRecord {
-        tenant_id: tenant_id(row, "tenant_id")?,
-        version: row.int("version")?,
-        document: row.json("document")?,
-        created_by: row.text("created_by")?,
-        created_at: row.ts("created_at")?,
-    })
-}
+use crate::{SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord, StoreError, Tx};
 
 fn token_from_row(row: &AnyRow) -> Result<SentinelTokenRecord, StoreError> {
     Ok(SentinelTokenRecord {
@@ -32,65 +19,6 @@ fn token_from_row(row: &AnyRow) -> Result<SentinelTokenRecord, StoreError> {
 }
 
 impl Tx {
-    /// Version `version` of the tenant's policy, or the newest with `None`.
-    pub async fn sentinel_policy(
-        &mut self,
-        tenant: TenantId,
-        version: Option<i64>,
-    ) -> Result<Option<SentinelPolicyRecord>, StoreError> {
-        if !self.scope().allows(tenant) {
-            return Ok(None);
-        }
-        let row = match version {
-            Some(v) => {
-                self.fetch_optional(
-                    &sql!(
-                        "SELECT tenant_id, version, document, created_by, created_at \
-                         FROM sentinel_policies WHERE tenant_id = $1 AND version = $2"
-                    ),
-                    &[Val::Uuid(*tenant.as_uuid()), Val::Int(v)],
-                )
-                .await?
-            }
-            None => {
-                self.fetch_optional(
-                    &sql!(
-                        "SELECT tenant_id, version, document, created_by, created_at \
-                         FROM sentinel_policies WHERE tenant_id = $1 \
-                         ORDER BY version DESC LIMIT 1"
-                    ),
-                    &[Val::Uuid(*tenant.as_uuid())],
-                )
-                .await?
-            }
-        };
-        row.as_ref().map(policy_from_row).transpose()
-    }
-
-    /// Adds a policy version; `false` if that version already exists (a concurrent writer).
-    pub async fn insert_sentinel_policy(
-        &mut self,
-        p: &SentinelPolicyRecord,
-    ) -> Result<bool, StoreError> {
-        self.guard_write(p.tenant_id)?;
-        Ok(self
-            .execute(
-                &sql!(
-                    "INSERT INTO sentinel_policies (tenant_id, version, document, created_by, \
-                     created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-                ),
-                &[
-                    Val::Uuid(*p.tenant_id.as_uuid()),
-                    Val::Int(p.version),
-                    Val::Json(&p.document),
-                    Val::Text(&p.created_by),
-                    Val::Ts(p.created_at),
-                ],
-            )
-            .await?
-            == 1)
-    }
-
     /// Every generation of the tenant's Sentinel key, newest first.
     pub async fn sentinel_keys(
         &mut self,

@@ -1,0 +1,155 @@
+//! The tenant's gateway configuration: which upstream each provider's calls go to, the secret
+//! holding its API key, and what a mission call with drifted instructions gets. Stored as
+//! append-only versions (`gateway_configs`), the newest in force.
+
+use rampart_secrets::SecretPath;
+use rampart_store::{DocumentKind, Tx};
+use rampart_types::TenantId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Provider;
+use crate::error::ApiError;
+
+/// One upstream provider endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// The provider's API root, up to and including its version segment:
+    /// `https://api.openai.com/v1`, `https://api.anthropic.com/v1`. Calls append
+    /// `/chat/completions` or `/messages`.
+    #[schema(max_length = 2048, example = "https://api.openai.com/v1")]
+    pub base_url: String,
+    /// The tenant secret holding the provider API key. The agent never sees it; the gateway
+    /// reads it for each call and the Sentinel scrubs it from every answer.
+    #[schema(max_length = 512, example = "llm/openai")]
+    pub api_key_secret: String,
+}
+
+/// What a mission call whose system instructions are not the pinned ones gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftAction {
+    /// Refused with `409 instructions-drift` (the default).
+    #[default]
+    Refuse,
+    /// Forwarded with the pinned instructions in place of whatever system text it carried.
+    Reinject,
+}
+
+/// A tenant's gateway configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where `POST /v1/chat/completions` goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<Upstream>,
+    /// Where `POST /v1/messages` goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic: Option<Upstream>,
+    #[serde(default)]
+    pub instructions: DriftAction,
+}
+
+fn check_upstream(field: &str, u: &Upstream) -> Result<(), ApiError> {
+    let rest = u
+        .base_url
+        .strip_prefix("https://")
+        .or_else(|| u.base_url.strip_prefix("http://"))
+        .ok_or_else(|| {
+            ApiError::validation(format!("`{field}.base_url` must be an http(s) URL"))
+        })?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || u.base_url.len() > 2048
+        || rest.contains(['?', '#', '@'])
+        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::validation(format!(
+            "`{field}.base_url` must be an http(s) URL with a host and no query, fragment or credentials"
+        )));
+    }
+    u.api_key_secret
+        .parse::<SecretPath>()
+        .map_err(|e| ApiError::validation(format!("`{field}.api_key_secret`: {e}")))?;
+    Ok(())
+}
+
+impl GatewayConfig {
+    /// Checks every field a document can get wrong.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if let Some(u) = &self.openai {
+            check_upstream("openai", u)?;
+        }
+        if let Some(u) = &self.anthropic {
+            check_upstream("anthropic", u)?;
+        }
+        Ok(())
+    }
+
+    /// The upstream configured for `provider`.
+    pub fn upstream(&self, provider: Provider) -> Result<&Upstream, ApiError> {
+        match provider {
+            Provider::OpenAi => self.openai.as_ref(),
+            Provider::Anthropic => self.anthropic.as_ref(),
+        }
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "the tenant has no `{}` upstream configured; set one at `PUT /v1/gateway/config`",
+                provider.as_str()
+            ))
+        })
+    }
+}
+
+/// A stored version of the configuration.
+#[derive(Debug)]
+pub struct StoredConfig {
+    /// 0: nothing stored yet (no upstream, so every call is refused).
+    pub version: i64,
+    pub config: GatewayConfig,
+    pub created_by: Option<String>,
+    pub created_at: Option<rampart_types::Timestamp>,
+}
+
+/// Version `version` (default: the one in force) of the tenant's configuration; `None` if that
+/// version does not exist.
+pub async fn stored_config(
+    tx: &mut Tx,
+    tenant: TenantId,
+    version: Option<i64>,
+) -> Result<Option<StoredConfig>, ApiError> {
+    let Some(record) = tx
+        .document_version(DocumentKind::GatewayConfig, tenant, version)
+        .await?
+    else {
+        return Ok(version.is_none_or(|v| v == 0).then(|| StoredConfig {
+            version: 0,
+            config: GatewayConfig::default(),
+            created_by: None,
+            created_at: None,
+        }));
+    };
+    // A stored document that no longer reads is a fault: refuse rather than guess.
+    let config: GatewayConfig = serde_json::from_value(record.document).map_err(|e| {
+        ApiError::new(
+            crate::error::ErrorKind::Unavailable,
+            "the gateway configuration cannot be read, so the call was refused",
+        )
+        .with_cause(e)
+    })?;
+    Ok(Some(StoredConfig {
+        version: record.version,
+        config,
+        created_by: Some(record.created_by),
+        created_at: Some(record.created_at),
+    }))
+}
+
+/// The configuration in force.
+pub async fn load_config(tx: &mut Tx, tenant: TenantId) -> Result<GatewayConfig, ApiError> {
+    Ok(stored_config(tx, tenant, None)
+        .await?
+        .map(|s| s.config)
+        .unwrap_or_default())
+}

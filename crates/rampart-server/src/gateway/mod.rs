@@ -1,0 +1,322 @@
+//! The LLM boundary: OpenAI Chat Completions and Anthropic Messages, forwarded to the tenant's
+//! configured upstream with every message redacted by the Sentinel on the way out, responses
+//! redacted (and the caller's own reversible values restored) on the way back, the mission's
+//! pinned instructions enforced, and one `llm.call` audit record per call. See docs/gateway.md.
+//!
+//! Fail closed: a request whose redaction, policy, mission check or upstream key cannot be
+//! loaded is refused before anything is sent; an answer whose audit record cannot be written is
+//! refused (a stream ends with an error event instead of its terminator).
+
+pub mod config;
+mod forward;
+mod json;
+mod provider;
+mod stream;
+
+use std::collections::{BTreeMap, HashMap};
+
+use rampart_crypto::{ct_eq, sha256};
+use rampart_sentinel::policy::Mode;
+use rampart_sentinel::transform::Applied;
+use rampart_sentinel::{Channel, Class};
+use rampart_store::{MissionStatus, Tx};
+use rampart_types::{AuditAction, Outcome, TenantId, Timestamp};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::credentials::audit;
+use crate::error::{ApiError, ErrorKind};
+use crate::extract::{NeedGatewayCall, Principal, RequestContext, Write};
+use crate::sentinel::{PendingVault, Redactor};
+use crate::state::AppState;
+
+pub use config::{DriftAction, GatewayConfig, Upstream, load_config};
+pub use provider::Provider;
+
+/// What a call redacted, per direction and class (counts, never values).
+#[derive(Debug, Default, Clone)]
+pub struct Redacted {
+    counts: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
+impl Redacted {
+    fn add(&mut self, direction: &'static str, applied: &[Applied]) {
+        for a in applied {
+            if a.mode == Mode::Flag {
+                continue;
+            }
+            *self
+                .counts
+                .entry(direction)
+                .or_default()
+                .entry(a.class.as_str())
+                .or_default() += 1;
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::to_value(&self.counts).unwrap_or(Value::Null)
+    }
+}
+
+/// The values the caller itself sent in this request, by the reversible token that replaced
+/// them: the only tokens an answer may turn back into values (so a model cannot make the
+/// gateway reveal a token from another conversation).
+#[derive(Default)]
+pub struct Restorable {
+    values: HashMap<String, (Class, Zeroizing<String>)>,
+}
+
+impl Restorable {
+    /// The value behind `token`, where the tenant's `response` policy lets its class come back
+    /// (the class is reversible on the response channel).
+    fn lookup(&self, redactor: &Redactor, token: &str) -> Option<String> {
+        let (class, value) = self.values.get(token)?;
+        let (mode, _) = redactor.policy.compiled.decide(*class, Channel::Response);
+        (mode == Mode::Reversible).then(|| value.to_string())
+    }
+}
+
+/// Everything the answer half of a call needs, after the request was redacted and forwarded.
+pub struct Call {
+    pub state: AppState,
+    pub ctx: RequestContext,
+    pub tenant: TenantId,
+    pub actor: String,
+    pub mission: Option<rampart_types::MissionId>,
+    pub provider: Provider,
+    pub upstream: String,
+    pub model: String,
+    pub stream: bool,
+    pub redactor: Redactor,
+    pub restorable: Restorable,
+    pub redacted: Redacted,
+    /// Reversible values met while redacting the answer, sealed with the audit record.
+    pub answer_vault: PendingVault,
+    pub started: std::time::Instant,
+}
+
+impl Call {
+    /// Writes the call's one audit record (and the answer's reversible values) in its own
+    /// transaction.
+    async fn finish(
+        &mut self,
+        outcome: Outcome,
+        status: Option<u16>,
+        usage: Usage,
+        error: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let now = self.state.clock.now();
+        let mut tx = self
+            .state
+            .store
+            .begin(rampart_store::Scope::Tenant(rampart_store::TenantScope {
+                tenant: self.tenant,
+                subject: self.actor.clone(),
+                platform: false,
+            }))
+            .await?;
+        std::mem::take(&mut self.answer_vault)
+            .store(&self.redactor.key, &mut tx, now)
+            .await?;
+        let event = self.ctx.event(
+            self.tenant,
+            &self.actor,
+            AuditAction::LlmCall,
+            format!("llm:{}", self.provider.as_str()),
+            outcome,
+            json!({
+                "provider": self.provider.as_str(),
+                "upstream": self.upstream,
+                "model": self.model,
+                "mission": self.mission.map(|m| m.to_string()),
+                "stream": self.stream,
+                "redacted": self.redacted.to_json(),
+                "usage": usage.to_json(),
+                "upstream_status": status,
+                "error": error,
+                "duration_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
+            now,
+        );
+        audit(&self.state, &mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Token counts the upstream reported.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+}
+
+impl Usage {
+    fn to_json(self) -> Value {
+        json!({ "input_tokens": self.input, "output_tokens": self.output })
+    }
+}
+
+/// A call refused before forwarding, audited as denied. If that record cannot be written the
+/// call is refused all the same, with the audit failure as the reason.
+async fn refuse(
+    state: &AppState,
+    mut tx: Tx,
+    ctx: &RequestContext,
+    p: &Principal,
+    provider: Provider,
+    err: ApiError,
+) -> ApiError {
+    let event = ctx.event(
+        p.tenant,
+        &p.subject,
+        AuditAction::LlmCall,
+        format!("llm:{}", provider.as_str()),
+        Outcome::Denied,
+        json!({
+            "provider": provider.as_str(),
+            "mission": p.mission.map(|m| m.to_string()),
+            "refused": err.kind.code(),
+        }),
+        state.clock.now(),
+    );
+    if let Err(e) = audit(state, &mut tx, event).await {
+        return e;
+    }
+    match tx.commit().await {
+        Ok(()) => err,
+        Err(e) => e.into(),
+    }
+}
+
+/// The mission check: the token's mission is active, and the call carries its pinned
+/// instructions (or has them put back, per the tenant's configuration).
+async fn enforce_mission(
+    state: &AppState,
+    tx: &mut Tx,
+    p: &Principal,
+    provider: Provider,
+    config: &GatewayConfig,
+    body: &mut Value,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let Some(mission) = p.mission else {
+        return Ok(());
+    };
+    let record = tx
+        .mission(p.tenant, mission)
+        .await?
+        .ok_or_else(|| ApiError::not_found("mission"))?;
+    if record.status != MissionStatus::Active || record.deadline <= now {
+        return Err(ApiError::conflict(format!(
+            "mission `{mission}` is not active"
+        )));
+    }
+    let sent = provider.system_text(body);
+    let matches = sent
+        .as_deref()
+        .is_some_and(|s| ct_eq(&sha256(s.as_bytes()), &record.instructions_sha256));
+    if matches {
+        return Ok(());
+    }
+    match config.instructions {
+        DriftAction::Refuse => Err(ApiError::new(
+            ErrorKind::InstructionsDrift,
+            format!(
+                "the system instructions of this call are not the ones pinned for mission `{mission}`"
+            ),
+        )),
+        DriftAction::Reinject => {
+            let pinned = crate::missions::open_instructions(state, tx, &record).await?;
+            provider.set_system(body, &pinned);
+            Ok(())
+        }
+    }
+}
+
+/// Redacts one outgoing request in place.
+async fn redact_request(
+    redactor: &Redactor,
+    provider: Provider,
+    body: &mut Value,
+    vault: &mut PendingVault,
+    redacted: &mut Redacted,
+) -> Result<(), ApiError> {
+    let sites = provider.outgoing_sites(body);
+    let mut pieces = json::pieces(body, &sites);
+    for piece in &mut pieces {
+        let r = redactor.redact(&piece.text, piece.channel, vault).await?;
+        redacted.add("request", &r.applied);
+        piece.text = r.text;
+    }
+    json::put_back(body, &sites, pieces)
+}
+
+/// Handles one call end to end. `body` is the client's JSON request as sent.
+pub async fn handle(
+    state: AppState,
+    auth: crate::extract::Authed<Write, NeedGatewayCall>,
+    provider: Provider,
+    headers: axum::http::HeaderMap,
+    mut body: Value,
+) -> Result<axum::response::Response, ApiError> {
+    let crate::extract::Authed {
+        principal: p,
+        mut tx,
+        ctx,
+        ..
+    } = auth;
+    let started = std::time::Instant::now();
+    let now = state.clock.now();
+    let prepared = async {
+        let model = provider.check_request(&body)?;
+        let config = load_config(&mut tx, p.tenant).await?;
+        let upstream = config.upstream(provider)?.clone();
+        enforce_mission(&state, &mut tx, &p, provider, &config, &mut body, now).await?;
+        let redactor = Redactor::load(&state, &mut tx, p.tenant, now).await?;
+        let mut vault = PendingVault::default();
+        let mut redacted = Redacted::default();
+        redact_request(&redactor, provider, &mut body, &mut vault, &mut redacted).await?;
+        let key = forward::upstream_key(&state, &mut tx, p.tenant, &upstream).await?;
+        Ok::<_, ApiError>((model, upstream, redactor, vault, redacted, key))
+    }
+    .await;
+    let (model, upstream, redactor, vault, redacted, key) = match prepared {
+        Ok(v) => v,
+        Err(e) => return Err(refuse(&state, tx, &ctx, &p, provider, e).await),
+    };
+    let restorable = Restorable {
+        values: vault.values(),
+    };
+    vault.store(&redactor.key, &mut tx, now).await?;
+    tx.commit().await?;
+    let stream = provider.is_stream(&body);
+    let call = Call {
+        state,
+        ctx,
+        tenant: p.tenant,
+        actor: p.subject.clone(),
+        mission: p.mission,
+        provider,
+        upstream: upstream.base_url.clone(),
+        model,
+        stream,
+        redactor,
+        restorable,
+        redacted,
+        answer_vault: PendingVault::default(),
+        started,
+    };
+    let request = forward::UpstreamRequest::new(provider, &upstream, key, &headers, &body)?;
+    if stream {
+        stream::respond(call, request).await
+    } else {
+        forward::respond(call, request).await
+    }
+}
+
+/// The shared engines for the answer half (the Sentinel detector is process-wide).
+pub(crate) fn detector() -> Result<&'static rampart_sentinel::Detector, ApiError> {
+    Ok(&crate::sentinel::engines()?.detector)
+}
