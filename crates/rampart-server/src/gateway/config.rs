@@ -18,11 +18,19 @@ pub struct Upstream {
     /// The provider's API root, up to and including its version segment:
     /// `https://api.openai.com/v1`, `https://api.anthropic.com/v1`. Calls append
     /// `/chat/completions` or `/messages`.
-    #[schema(max_length = 2048, example = "https://api.openai.com/v1")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://[^/?#@\s\x00-\x1f\x7f]+(/[^?#@\s\x00-\x1f\x7f]*)?$",
+        example = "https://api.openai.com/v1"
+    )]
     pub base_url: String,
     /// The tenant secret holding the provider API key. The agent never sees it; the gateway
     /// reads it for each call and the Sentinel scrubs it from every answer.
-    #[schema(max_length = 512, example = "llm/openai")]
+    #[schema(
+        max_length = 512,
+        pattern = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+))*$",
+        example = "llm/openai"
+    )]
     pub api_key_secret: String,
 }
 
@@ -61,9 +69,11 @@ fn check_upstream(field: &str, u: &Upstream) -> Result<(), ApiError> {
         })?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty()
-        || u.base_url.len() > 2048
+        || u.base_url.chars().count() > 2048
         || rest.contains(['?', '#', '@'])
-        || rest.chars().any(|c| c.is_whitespace() || c.is_control())
+        || rest
+            .chars()
+            .any(|c| c.is_whitespace() || c <= '\x1f' || c == '\x7f')
     {
         return Err(ApiError::validation(format!(
             "`{field}.base_url` must be an http(s) URL with a host and no query, fragment or credentials"

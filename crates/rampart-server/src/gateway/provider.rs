@@ -9,7 +9,7 @@ use super::json::{Site, collect};
 use crate::error::ApiError;
 
 /// The most messages one call carries.
-const MAX_MESSAGES: usize = 10_000;
+const MAX_MESSAGES: usize = 1_000;
 
 /// An LLM API the gateway speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ pub struct ChatRequest {
     #[schema(min_length = 1, max_length = 256)]
     pub model: String,
     /// The conversation. Every string in it is redacted before it leaves.
-    #[schema(max_items = 10000)]
+    #[schema(max_items = 1000)]
     pub messages: Vec<serde_json::Map<String, Value>>,
     /// Stream the answer as server-sent events.
     pub stream: Option<bool>,
