@@ -2,6 +2,7 @@
 //! run and reported with the ratio, because absolute numbers on shared machines are noisy.
 
 mod auth;
+mod gateway;
 mod ledger;
 mod secrets;
 mod sentinel;
@@ -17,6 +18,10 @@ use rampart_types::TenantId;
 pub enum BenchCommand {
     /// Token verification and authenticated requests through the full middleware stack.
     Auth(auth::AuthArgs),
+    /// A chat completion through the gateway (redaction + audit + upstream key) beside the same
+    /// call straight to the same local upstream: added latency at a fixed load, and maximum
+    /// requests per second.
+    Gateway(gateway::GatewayArgs),
     /// Ledger appends acknowledged after fsync (1–256 writers, and a fixed offered load) beside
     /// Postgres INSERTs with synchronous_commit = on; then full-log verification speed.
     Ledger(ledger::LedgerArgs),
@@ -34,6 +39,7 @@ pub enum BenchCommand {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Auth(args) => auth::run(args).await,
+        BenchCommand::Gateway(args) => gateway::run(args).await,
         BenchCommand::Ledger(args) => ledger::run(args).await,
         BenchCommand::Secrets(args) => secrets::run(args).await,
         BenchCommand::Webhooks(args) => webhooks::run(args).await,

@@ -1,0 +1,275 @@
+//! `rampart bench gateway`: a chat completion through Rampart (authentication, mission-free
+//! agent token, Sentinel redaction of every message and of the answer, upstream key from the
+//! secrets service, one audit record in the ledger) beside the same call straight to the same
+//! local upstream, in one run: the latency added at a fixed offered load, and the most
+//! requests per second each path takes.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use clap::Args;
+use rampart_server::Config;
+use serde_json::{Value, json};
+
+use super::{BenchServer, Latencies, scratch_dir};
+
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Clients for the maximum-throughput measurement.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The fixed offered load (requests per second) for the added-latency measurement.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The upstream: a fixed OpenAI-shaped answer, so both paths do the same work behind.
+async fn upstream(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+    axum::Json(json!({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": body["model"],
+        "choices": [{ "index": 0, "finish_reason": "stop", "message": { "role": "assistant",
+            "content": "Noted: the refund for invoice 2024-117 goes to the card on file; I will email the customer a confirmation." } }],
+        "usage": { "prompt_tokens": 120, "completion_tokens": 24, "total_tokens": 144 },
+    }))
+}
+
+/// A prompt-sized request (about 1 KB of text) with personal data in it.
+fn request() -> Value {
+    json!({
+        "model": "bench-model",
+        "messages": [
+            { "role": "system", "content": "You are the billing assistant of Example Corp. Answer briefly and never promise refunds above 50 EUR without a manager." },
+            { "role": "user", "content": "Hello, this is Maria Gonzalez. My card 4111 1111 1111 1111 was charged twice for invoice 2024-117 on 3 March; please refund one charge. You can reach me at maria.gonzalez@example.org or +1 415 555 0132. My account IBAN is DE89 3704 0044 0532 0130 00 if a transfer is easier. I have been a customer since 2019 and would appreciate a quick answer, since the double charge pushed my account into overdraft and the bank is charging fees every day until it is resolved. Thank you!" },
+        ],
+    })
+}
+
+struct Path {
+    url: String,
+    token: Option<String>,
+}
+
+impl Path {
+    async fn call(&self, client: &reqwest::Client, body: &Value) -> bool {
+        let mut req = client.post(&self.url).json(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+            _ => false,
+        }
+    }
+}
+
+struct Measured {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// `concurrency` clients as fast as they can.
+async fn closed_loop(path: &Arc<Path>, seconds: u64, concurrency: usize) -> Measured {
+    let stop = Arc::new(AtomicBool::new(false));
+    let body = Arc::new(request());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (path, stop, body) = (path.clone(), stop.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if path.call(&client, &body).await {
+                    lat.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    collect(tasks, start).await
+}
+
+/// Requests sent at a fixed rate, whatever the answers do (an open loop).
+async fn open_loop(path: &Arc<Path>, seconds: u64, rate: u64) -> Measured {
+    let body = Arc::new(request());
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    for _ in 0..rate * seconds {
+        tick.tick().await;
+        let (path, body, client) = (path.clone(), body.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            if path.call(&client, &body).await {
+                (vec![t.elapsed().as_micros() as u32], 0)
+            } else {
+                (Vec::new(), 1)
+            }
+        }));
+    }
+    collect(tasks, start).await
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, u64)>>, start: Instant) -> Measured {
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let lat = Latencies::new(all);
+    Measured {
+        rps: lat.count() as f64 / elapsed,
+        p50_ms: lat.percentile_ms(0.50),
+        p99_ms: lat.percentile_ms(0.99),
+        errors,
+    }
+}
+
+async fn checked(res: reqwest::Response) -> anyhow::Result<Value> {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "setup step failed: {status} {body}");
+    Ok(body)
+}
+
+pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let upstream_base = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/v1/chat/completions", post(upstream)),
+        )
+        .await
+    });
+
+    let dir = scratch_dir(&std::env::temp_dir())?;
+    let mut cfg = Config::defaults_for(&dir)?;
+    cfg.log_level = "warn".into();
+    let server = BenchServer::start(cfg).await?;
+    let (base, http) = (&server.base, &server.http);
+    let op = server.operator_token().await?;
+    let tenant = checked(
+        http.post(format!("{base}/v1/tenants"))
+            .bearer_auth(&op)
+            .json(&json!({ "name": "bench" }))
+            .send()
+            .await?,
+    )
+    .await?;
+    let key = checked(
+        http.post(format!("{base}/v1/apikeys"))
+            .bearer_auth(&op)
+            .json(&json!({ "name": "bench", "tenant_id": tenant["id"],
+                           "capabilities": ["gateway:admin", "gateway:call", "secrets:write"] }))
+            .send()
+            .await?,
+    )
+    .await?;
+    let key = rampart_crypto::SecretString::new(key["key"].as_str().unwrap_or_default().into());
+    let tokens = crate::client::exchange_api_key(http, base, &key, None).await?;
+    let token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    checked(
+        http.put(format!("{base}/v1/secrets/data/llm/openai"))
+            .bearer_auth(&token)
+            .json(&json!({ "value": "sk-bench-upstream-key" }))
+            .send()
+            .await?,
+    )
+    .await?;
+    checked(
+        http.put(format!("{base}/v1/gateway/config"))
+            .bearer_auth(&token)
+            .json(&json!({ "config": { "openai": {
+                "base_url": upstream_base, "api_key_secret": "llm/openai" } } }))
+            .send()
+            .await?,
+    )
+    .await?;
+
+    let direct = Arc::new(Path {
+        url: format!("{upstream_base}/chat/completions"),
+        token: None,
+    });
+    let gateway = Arc::new(Path {
+        url: format!("{base}/v1/chat/completions"),
+        token: Some(token),
+    });
+    // Warm both paths (connections, the Sentinel's compiled detectors, the tenant key).
+    closed_loop(&direct, 1, 4).await;
+    closed_loop(&gateway, 1, 4).await;
+    let direct_fixed = open_loop(&direct, args.seconds, args.rate).await;
+    let gateway_fixed = open_loop(&gateway, args.seconds, args.rate).await;
+    let direct_max = closed_loop(&direct, args.seconds, args.concurrency).await;
+    let gateway_max = closed_loop(&gateway, args.seconds, args.concurrency).await;
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let report = json!({
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "concurrency": args.concurrency,
+        "direct_fixed": { "p50_ms": direct_fixed.p50_ms, "p99_ms": direct_fixed.p99_ms, "errors": direct_fixed.errors },
+        "gateway_fixed": { "p50_ms": gateway_fixed.p50_ms, "p99_ms": gateway_fixed.p99_ms, "errors": gateway_fixed.errors },
+        "added_p50_ms": gateway_fixed.p50_ms - direct_fixed.p50_ms,
+        "added_p99_ms": gateway_fixed.p99_ms - direct_fixed.p99_ms,
+        "direct_max_rps": direct_max.rps.round(),
+        "gateway_max_rps": gateway_max.rps.round(),
+        "gateway_max_errors": gateway_max.errors,
+        "gateway_vs_direct": gateway_max.rps / direct_max.rps,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "fixed load {} req/s for {} s (server, upstream and clients share the machine):",
+            args.rate, args.seconds
+        );
+        println!(
+            "  direct   p50 {:.2} ms  p99 {:.2} ms  ({} errors)",
+            direct_fixed.p50_ms, direct_fixed.p99_ms, direct_fixed.errors
+        );
+        println!(
+            "  gateway  p50 {:.2} ms  p99 {:.2} ms  ({} errors)",
+            gateway_fixed.p50_ms, gateway_fixed.p99_ms, gateway_fixed.errors
+        );
+        println!(
+            "  added    p50 {:.2} ms  p99 {:.2} ms",
+            gateway_fixed.p50_ms - direct_fixed.p50_ms,
+            gateway_fixed.p99_ms - direct_fixed.p99_ms
+        );
+        println!(
+            "maximum, {} clients: direct {:.0} req/s, gateway {:.0} req/s ({} errors), ratio {:.3}",
+            args.concurrency,
+            direct_max.rps,
+            gateway_max.rps,
+            gateway_max.errors,
+            gateway_max.rps / direct_max.rps
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
