@@ -397,6 +397,20 @@ impl SentinelService {
             .await?)
     }
 
+    /// Whether loading the tenant's redaction context would write: no live key yet, or secret
+    /// versions not fingerprinted yet. A caller in a read-only transaction first runs
+    /// [`Redactor::load`] in a write transaction of its own.
+    pub async fn needs_write(&self, tx: &mut Tx, tenant: TenantId) -> Result<bool, ApiError> {
+        let keys = tx.sentinel_keys(tenant).await?;
+        if live_generation(&keys).is_none() {
+            return Ok(true);
+        }
+        Ok(!tx
+            .secret_versions_without_fingerprints(tenant, 1)
+            .await?
+            .is_empty())
+    }
+
     /// A scrubber for the tenant's live secret values (every version not destroyed), first
     /// fingerprinting versions written since the last call. `None` if the tenant has none.
     pub async fn scrubber(

@@ -220,6 +220,7 @@ const ADMIN: &[&str] = &[
     "gateway:admin",
     "gateway:call",
     "sentinel:admin",
+    "sentinel:reveal",
     "secrets:write",
     "missions:manage",
     "agents:manage",
@@ -396,6 +397,25 @@ async fn official_sdks_complete_calls_and_no_raw_value_leaves(b: Backend) {
     assert_eq!(got["openai_usage"], json!([31, 17]));
     assert_eq!(got["anthropic_usage"], json!([29, 15]));
     assert_eq!(got["bad_token"], 401);
+
+    // The values behind the tokens that left are in the tenant's vault, for a holder of
+    // `sentinel:reveal` (sealed with the call's audit record).
+    let sent = calls[0].1["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token_at = sent.find("[EMAIL_R_").unwrap();
+    let token = &sent[token_at..token_at + sent[token_at..].find(']').unwrap() + 1];
+    let r = s
+        .app
+        .post(
+            "/v1/sentinel/reveal",
+            &s.admin,
+            json!({ "tokens": [token] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["values"][0]["value"], VALUES[0]);
 
     // One audit record per call, with the classes (never the values) and token counts.
     let audited = s.llm_calls().await;

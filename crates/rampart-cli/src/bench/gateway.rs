@@ -14,7 +14,7 @@ use clap::Args;
 use rampart_server::Config;
 use serde_json::{Value, json};
 
-use super::{BenchServer, Latencies, scratch_dir};
+use super::{BenchServer, Latencies, PostgresArgs, postgres_config, scratch_dir};
 
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
@@ -27,6 +27,8 @@ pub struct GatewayArgs {
     /// The fixed offered load (requests per second) for the added-latency measurement.
     #[arg(long, default_value_t = 200)]
     pub rate: u64,
+    #[command(flatten)]
+    pub pg: PostgresArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -153,21 +155,24 @@ async fn checked(res: reqwest::Response) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let upstream_base = format!("http://{}/v1", listener.local_addr()?);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::Router::new().route("/v1/chat/completions", post(upstream)),
-        )
-        .await
-    });
+/// One backend's figures.
+struct Backend {
+    name: &'static str,
+    direct_fixed: Measured,
+    gateway_fixed: Measured,
+    direct_max: Measured,
+    gateway_max: Measured,
+}
 
-    let dir = scratch_dir(&std::env::temp_dir())?;
-    let mut cfg = Config::defaults_for(&dir)?;
-    cfg.log_level = "warn".into();
-    let server = BenchServer::start(cfg).await?;
+/// Starts a server on `config`, configures a tenant whose `openai` upstream is `upstream_base`,
+/// and measures both paths.
+async fn measure(
+    name: &'static str,
+    config: Config,
+    upstream_base: &str,
+    args: &GatewayArgs,
+) -> anyhow::Result<Backend> {
+    let server = BenchServer::start(config).await?;
     let (base, http) = (&server.base, &server.http);
     let op = server.operator_token().await?;
     let tenant = checked(
@@ -227,48 +232,84 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let direct_max = closed_loop(&direct, args.seconds, args.concurrency).await;
     let gateway_max = closed_loop(&gateway, args.seconds, args.concurrency).await;
     server.stop().await;
+    Ok(Backend {
+        name,
+        direct_fixed,
+        gateway_fixed,
+        direct_max,
+        gateway_max,
+    })
+}
+
+pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let upstream_base = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/v1/chat/completions", post(upstream)),
+        )
+        .await
+    });
+    let dir = scratch_dir(&std::env::temp_dir())?;
+    let mut cfg = Config::defaults_for(&dir.join("sqlite"))?;
+    cfg.log_level = "warn".into();
+    let mut backends = vec![measure("sqlite", cfg, &upstream_base, &args).await?];
+    if !args.pg.no_postgres {
+        let db = rampart_testkit::PgTestDb::try_create_on(&args.pg.postgres).await?;
+        let mut cfg = postgres_config(&dir.join("postgres"), &db)?;
+        cfg.log_level = "warn".into();
+        let measured = measure("postgres", cfg, &upstream_base, &args).await;
+        db.try_drop().await?;
+        backends.push(measured?);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     let report = json!({
         "rate": args.rate,
         "seconds": args.seconds,
         "concurrency": args.concurrency,
-        "direct_fixed": { "p50_ms": direct_fixed.p50_ms, "p99_ms": direct_fixed.p99_ms, "errors": direct_fixed.errors },
-        "gateway_fixed": { "p50_ms": gateway_fixed.p50_ms, "p99_ms": gateway_fixed.p99_ms, "errors": gateway_fixed.errors },
-        "added_p50_ms": gateway_fixed.p50_ms - direct_fixed.p50_ms,
-        "added_p99_ms": gateway_fixed.p99_ms - direct_fixed.p99_ms,
-        "direct_max_rps": direct_max.rps.round(),
-        "gateway_max_rps": gateway_max.rps.round(),
-        "gateway_max_errors": gateway_max.errors,
-        "gateway_vs_direct": gateway_max.rps / direct_max.rps,
+        "backends": backends.iter().map(|b| json!({
+            "backend": b.name,
+            "direct_fixed": { "p50_ms": b.direct_fixed.p50_ms, "p99_ms": b.direct_fixed.p99_ms, "errors": b.direct_fixed.errors },
+            "gateway_fixed": { "p50_ms": b.gateway_fixed.p50_ms, "p99_ms": b.gateway_fixed.p99_ms, "errors": b.gateway_fixed.errors },
+            "added_p50_ms": b.gateway_fixed.p50_ms - b.direct_fixed.p50_ms,
+            "added_p99_ms": b.gateway_fixed.p99_ms - b.direct_fixed.p99_ms,
+            "direct_max_rps": b.direct_max.rps.round(),
+            "gateway_max_rps": b.gateway_max.rps.round(),
+            "gateway_max_errors": b.gateway_max.errors,
+            "gateway_vs_direct": b.gateway_max.rps / b.direct_max.rps,
+        })).collect::<Vec<_>>(),
     });
     if args.json {
         println!("{report}");
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "fixed load {} req/s for {} s, then {} clients at full speed (server, upstream and clients share the machine):",
+        args.rate, args.seconds, args.concurrency
+    );
+    for b in &backends {
         println!(
-            "fixed load {} req/s for {} s (server, upstream and clients share the machine):",
-            args.rate, args.seconds
+            "{:<9} direct  p50 {:.2} ms  p99 {:.2} ms ({} errors)",
+            b.name, b.direct_fixed.p50_ms, b.direct_fixed.p99_ms, b.direct_fixed.errors
         );
         println!(
-            "  direct   p50 {:.2} ms  p99 {:.2} ms  ({} errors)",
-            direct_fixed.p50_ms, direct_fixed.p99_ms, direct_fixed.errors
+            "{:<9} gateway p50 {:.2} ms  p99 {:.2} ms ({} errors); added p50 {:.2} ms, p99 {:.2} ms",
+            b.name,
+            b.gateway_fixed.p50_ms,
+            b.gateway_fixed.p99_ms,
+            b.gateway_fixed.errors,
+            b.gateway_fixed.p50_ms - b.direct_fixed.p50_ms,
+            b.gateway_fixed.p99_ms - b.direct_fixed.p99_ms
         );
         println!(
-            "  gateway  p50 {:.2} ms  p99 {:.2} ms  ({} errors)",
-            gateway_fixed.p50_ms, gateway_fixed.p99_ms, gateway_fixed.errors
-        );
-        println!(
-            "  added    p50 {:.2} ms  p99 {:.2} ms",
-            gateway_fixed.p50_ms - direct_fixed.p50_ms,
-            gateway_fixed.p99_ms - direct_fixed.p99_ms
-        );
-        println!(
-            "maximum, {} clients: direct {:.0} req/s, gateway {:.0} req/s ({} errors), ratio {:.3}",
-            args.concurrency,
-            direct_max.rps,
-            gateway_max.rps,
-            gateway_max.errors,
-            gateway_max.rps / direct_max.rps
+            "{:<9} maximum: direct {:.0} req/s, gateway {:.0} req/s ({} errors), ratio {:.3}",
+            b.name,
+            b.direct_max.rps,
+            b.gateway_max.rps,
+            b.gateway_max.errors,
+            b.gateway_max.rps / b.direct_max.rps
         );
     }
     Ok(ExitCode::SUCCESS)

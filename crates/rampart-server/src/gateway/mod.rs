@@ -19,14 +19,14 @@ use rampart_crypto::{ct_eq, sha256};
 use rampart_sentinel::policy::Mode;
 use rampart_sentinel::transform::Applied;
 use rampart_sentinel::{Channel, Class};
-use rampart_store::{MissionStatus, Tx};
+use rampart_store::{MissionStatus, Scope, TenantScope, Tx};
 use rampart_types::{AuditAction, Outcome, TenantId, Timestamp};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::credentials::audit;
 use crate::error::{ApiError, ErrorKind};
-use crate::extract::{NeedGatewayCall, Principal, RequestContext, Write};
+use crate::extract::{NeedGatewayCall, Principal, Read, RequestContext};
 use crate::sentinel::{PendingVault, Redactor};
 use crate::state::AppState;
 
@@ -91,7 +91,9 @@ pub struct Call {
     pub redactor: Redactor,
     pub restorable: Restorable,
     pub redacted: Redacted,
-    /// Reversible values met while redacting the answer, sealed with the audit record.
+    /// Reversible values met while redacting the request and the answer, sealed with the audit
+    /// record.
+    pub request_vault: PendingVault,
     pub answer_vault: PendingVault,
     pub started: std::time::Instant,
 }
@@ -107,18 +109,12 @@ impl Call {
         error: Option<&str>,
     ) -> Result<(), ApiError> {
         let now = self.state.clock.now();
-        let mut tx = self
-            .state
-            .store
-            .begin(rampart_store::Scope::Tenant(rampart_store::TenantScope {
-                tenant: self.tenant,
-                subject: self.actor.clone(),
-                platform: false,
-            }))
-            .await?;
-        std::mem::take(&mut self.answer_vault)
-            .store(&self.redactor.key, &mut tx, now)
-            .await?;
+        let mut tx = write_tx(&self.state, self.tenant, &self.actor).await?;
+        for vault in [&mut self.request_vault, &mut self.answer_vault] {
+            std::mem::take(vault)
+                .store(&self.redactor.key, &mut tx, now)
+                .await?;
+        }
         let event = self.ctx.event(
             self.tenant,
             &self.actor,
@@ -162,7 +158,6 @@ impl Usage {
 /// call is refused all the same, with the audit failure as the reason.
 async fn refuse(
     state: &AppState,
-    mut tx: Tx,
     ctx: &RequestContext,
     p: &Principal,
     provider: Provider,
@@ -181,6 +176,10 @@ async fn refuse(
         }),
         state.clock.now(),
     );
+    let mut tx = match write_tx(state, p.tenant, &p.subject).await {
+        Ok(tx) => tx,
+        Err(e) => return e,
+    };
     if let Err(e) = audit(state, &mut tx, event).await {
         return e;
     }
@@ -253,10 +252,44 @@ async fn redact_request(
     json::put_back(body, &sites, pieces)
 }
 
+/// A write transaction in the tenant's scope, for the record of a call.
+async fn write_tx(state: &AppState, tenant: TenantId, subject: &str) -> Result<Tx, ApiError> {
+    Ok(state
+        .store
+        .begin(Scope::Tenant(TenantScope {
+            tenant,
+            subject: subject.to_owned(),
+            platform: false,
+        }))
+        .await?)
+}
+
+/// The tenant's redaction context, read in `tx` (read-only). The first call of a tenant, or the
+/// first after a secret was written, creates the Sentinel key or fingerprints in a write
+/// transaction of its own; `tx` is then replaced by a fresh read, which sees them.
+async fn load_redactor(
+    state: &AppState,
+    tx: &mut Tx,
+    p: &Principal,
+    now: Timestamp,
+) -> Result<Redactor, ApiError> {
+    if state.sentinel.needs_write(tx, p.tenant).await? {
+        let mut w = write_tx(state, p.tenant, &p.subject).await?;
+        Redactor::load(state, &mut w, p.tenant, now).await?;
+        w.commit().await?;
+        *tx = state.store.begin_read(p.scope()).await?;
+    }
+    Redactor::load(state, tx, p.tenant, now).await
+}
+
 /// Handles one call end to end. `body` is the client's JSON request as sent.
+///
+/// Everything before forwarding reads in the request's read-only transaction; the call's one
+/// write transaction comes after the answer, with the reversible values of both directions and
+/// the audit record (a refusal writes its record in a transaction of its own).
 pub async fn handle(
     state: AppState,
-    auth: crate::extract::Authed<Write, NeedGatewayCall>,
+    auth: crate::extract::Authed<Read, NeedGatewayCall>,
     provider: Provider,
     headers: axum::http::HeaderMap,
     mut body: Value,
@@ -274,7 +307,7 @@ pub async fn handle(
         let config = load_config(&mut tx, p.tenant).await?;
         let upstream = config.upstream(provider)?.clone();
         enforce_mission(&state, &mut tx, &p, provider, &config, &mut body, now).await?;
-        let redactor = Redactor::load(&state, &mut tx, p.tenant, now).await?;
+        let redactor = load_redactor(&state, &mut tx, &p, now).await?;
         let mut vault = PendingVault::default();
         let mut redacted = Redacted::default();
         redact_request(&redactor, provider, &mut body, &mut vault, &mut redacted).await?;
@@ -282,16 +315,16 @@ pub async fn handle(
         Ok::<_, ApiError>((model, upstream, redactor, vault, redacted, key))
     }
     .await;
+    drop(tx);
     let (model, upstream, redactor, vault, redacted, key) = match prepared {
         Ok(v) => v,
-        Err(e) => return Err(refuse(&state, tx, &ctx, &p, provider, e).await),
+        Err(e) => return Err(refuse(&state, &ctx, &p, provider, e).await),
     };
     let restorable = Restorable {
         values: vault.values(),
     };
-    vault.store(&redactor.key, &mut tx, now).await?;
-    tx.commit().await?;
     let stream = provider.is_stream(&body);
+    let request = forward::UpstreamRequest::new(provider, &upstream, key, &headers, &body)?;
     let call = Call {
         state,
         ctx,
@@ -299,16 +332,16 @@ pub async fn handle(
         actor: p.subject.clone(),
         mission: p.mission,
         provider,
-        upstream: upstream.base_url.clone(),
+        upstream: upstream.base_url,
         model,
         stream,
         redactor,
         restorable,
         redacted,
+        request_vault: vault,
         answer_vault: PendingVault::default(),
         started,
     };
-    let request = forward::UpstreamRequest::new(provider, &upstream, key, &headers, &body)?;
     if stream {
         stream::respond(call, request).await
     } else {

@@ -52,7 +52,7 @@ pub struct ChatRequest {
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth: Authed<Write, NeedGatewayCall>,
+    auth: Authed<Read, NeedGatewayCall>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     handle(state, auth, Provider::OpenAi, headers, body).await
@@ -73,7 +73,7 @@ pub async fn chat_completions(
 pub async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth: Authed<Write, NeedGatewayCall>,
+    auth: Authed<Read, NeedGatewayCall>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     handle(state, auth, Provider::Anthropic, headers, body).await
