@@ -36,6 +36,10 @@ pub enum ErrorKind {
     Conflict,
     /// A mission's call whose system instructions are not the pinned ones.
     InstructionsDrift,
+    /// A call a gateway directive refused.
+    DirectiveViolated,
+    /// A call over a gateway rate-limit directive.
+    RateLimited,
     Timeout,
     Unavailable,
     /// The upstream an agent's call was forwarded to could not be reached or failed.
@@ -69,6 +73,8 @@ impl ErrorKind {
         ErrorKind::Validation,
         ErrorKind::Conflict,
         ErrorKind::InstructionsDrift,
+        ErrorKind::DirectiveViolated,
+        ErrorKind::RateLimited,
         ErrorKind::Timeout,
         ErrorKind::UpstreamFailed,
         ErrorKind::Unavailable,
@@ -206,6 +212,18 @@ impl ErrorKind {
                 StatusCode::CONFLICT,
                 "instructions-drift",
                 "Instructions drifted from the mission's",
+                None,
+            ),
+            DirectiveViolated => (
+                StatusCode::FORBIDDEN,
+                "directive-violated",
+                "Refused by a directive",
+                None,
+            ),
+            RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Rate limited",
                 None,
             ),
             UpstreamFailed => (

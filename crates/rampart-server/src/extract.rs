@@ -609,6 +609,19 @@ impl<A: Access, N: Need> FromRequestParts<AppState> for Authed<A, N> {
     }
 }
 
+impl<N: Need> Authed<Write, N> {
+    /// An authenticated context the server makes for itself (a directive aborting a mission):
+    /// `principal` is who the audit trail names, `tx` a write transaction in its tenant.
+    pub(crate) fn from_parts(principal: Principal, tx: Tx, ctx: RequestContext) -> Self {
+        Self {
+            principal,
+            tx,
+            ctx,
+            _marker: PhantomData,
+        }
+    }
+}
+
 impl<A: Access, N: Need> Authed<A, N> {
     /// Moves the transaction into `target` (default: the caller's own tenant). Another tenant is
     /// reachable only by the platform operator, and only if it exists; for anyone else it is not

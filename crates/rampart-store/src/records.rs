@@ -545,7 +545,18 @@ pub struct WebhookDeliveryRecord {
     pub updated_at: Timestamp,
 }
 
-/// One version of a tenant's Sentinel policy (the newest is in force).
+/// What a mission (or subject) has used through the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayUsage {
+    pub calls: i64,
+    pub tokens: i64,
+    /// The current one-minute window, in Unix minutes, and the calls counted in it.
+    pub window_start: i64,
+    pub window_calls: i64,
+}
+
+/// One version of a tenant's versioned document (a Sentinel policy, a gateway configuration);
+/// the newest is in force.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentVersionRecord {
     pub tenant_id: TenantId,

@@ -69,6 +69,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("missions", "SELECT, INSERT, UPDATE"),
         ("principal_revocations", "SELECT, INSERT"),
         ("gateway_configs", "SELECT, INSERT"),
+        ("gateway_usage", "SELECT, INSERT, UPDATE"),
     ]
 }
 

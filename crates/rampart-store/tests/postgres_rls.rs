@@ -237,6 +237,9 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
             serde_json::json!({ "upstreams": {} }),
         ),
     ] {
+        tx.add_gateway_usage(tenant, "mission:seed", 10, 1)
+            .await
+            .unwrap();
         tx.insert_document_version(
             kind,
             &rampart_store::DocumentVersionRecord {
@@ -436,6 +439,7 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "missions",
         "principal_revocations",
         "gateway_configs",
+        "gateway_usage",
     ]
     .into_iter()
     .map(String::from)

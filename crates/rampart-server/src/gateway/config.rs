@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Provider;
+use super::directives::Directive;
 use crate::error::ApiError;
 
 /// One upstream provider endpoint.
@@ -46,7 +47,7 @@ pub enum DriftAction {
 }
 
 /// A tenant's gateway configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Where `POST /v1/chat/completions` goes.
@@ -57,6 +58,10 @@ pub struct GatewayConfig {
     pub anthropic: Option<Upstream>,
     #[serde(default)]
     pub instructions: DriftAction,
+    /// Checked on every call, in order; the first violated one decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 64)]
+    pub directives: Vec<Directive>,
 }
 
 fn check_upstream(field: &str, u: &Upstream) -> Result<(), ApiError> {
@@ -93,6 +98,14 @@ impl GatewayConfig {
         }
         if let Some(u) = &self.anthropic {
             check_upstream("anthropic", u)?;
+        }
+        if self.directives.len() > 64 {
+            return Err(ApiError::validation(
+                "`directives` holds at most 64 directives",
+            ));
+        }
+        for (i, d) in self.directives.iter().enumerate() {
+            d.check(i)?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! refused (a stream ends with an error event instead of its terminator).
 
 pub mod config;
+pub mod directives;
 mod forward;
 mod json;
 mod provider;
@@ -19,7 +20,7 @@ use rampart_crypto::{ct_eq, sha256};
 use rampart_sentinel::policy::Mode;
 use rampart_sentinel::transform::Applied;
 use rampart_sentinel::{Channel, Class};
-use rampart_store::{MissionStatus, Scope, TenantScope, Tx};
+use rampart_store::{MissionRecord, MissionStatus, Scope, TenantScope, Tx};
 use rampart_types::{AuditAction, Outcome, TenantId, Timestamp};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -83,6 +84,8 @@ pub struct Call {
     pub ctx: RequestContext,
     pub tenant: TenantId,
     pub actor: String,
+    /// Where the call's usage is counted (budgets, rate limits).
+    pub usage_key: String,
     pub mission: Option<rampart_types::MissionId>,
     pub provider: Provider,
     pub upstream: String,
@@ -136,6 +139,16 @@ impl Call {
             now,
         );
         audit(&self.state, &mut tx, event).await?;
+        if outcome == Outcome::Success {
+            let tokens = usage.input.unwrap_or(0) + usage.output.unwrap_or(0);
+            tx.add_gateway_usage(
+                self.tenant,
+                &self.usage_key,
+                i64::try_from(tokens).unwrap_or(i64::MAX),
+                directives::minute(now),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -173,6 +186,7 @@ async fn refuse(
             "provider": provider.as_str(),
             "mission": p.mission.map(|m| m.to_string()),
             "refused": err.kind.code(),
+            "reason": err.detail,
         }),
         state.clock.now(),
     );
@@ -199,9 +213,9 @@ async fn enforce_mission(
     config: &GatewayConfig,
     body: &mut Value,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<Option<MissionRecord>, ApiError> {
     let Some(mission) = p.mission else {
-        return Ok(());
+        return Ok(None);
     };
     let record = tx
         .mission(p.tenant, mission)
@@ -217,7 +231,7 @@ async fn enforce_mission(
         .as_deref()
         .is_some_and(|s| ct_eq(&sha256(s.as_bytes()), &record.instructions_sha256));
     if matches {
-        return Ok(());
+        return Ok(Some(record));
     }
     match config.instructions {
         DriftAction::Refuse => Err(ApiError::new(
@@ -229,27 +243,37 @@ async fn enforce_mission(
         DriftAction::Reinject => {
             let pinned = crate::missions::open_instructions(state, tx, &record).await?;
             provider.set_system(body, &pinned);
-            Ok(())
+            Ok(Some(record))
         }
     }
 }
 
-/// Redacts one outgoing request in place.
+/// Redacts one outgoing request in place; returns the highest prompt-injection score among its
+/// tool results.
 async fn redact_request(
     redactor: &Redactor,
     provider: Provider,
     body: &mut Value,
     vault: &mut PendingVault,
     redacted: &mut Redacted,
-) -> Result<(), ApiError> {
+) -> Result<f32, ApiError> {
     let sites = provider.outgoing_sites(body);
     let mut pieces = json::pieces(body, &sites);
+    let mut injection = 0.0_f32;
     for piece in &mut pieces {
+        if piece.channel == Channel::ToolOutput {
+            let score = crate::sentinel::engines()?
+                .injection
+                .scan(&piece.text)
+                .score;
+            injection = injection.max(score);
+        }
         let r = redactor.redact(&piece.text, piece.channel, vault).await?;
         redacted.add("request", &r.applied);
         piece.text = r.text;
     }
-    json::put_back(body, &sites, pieces)
+    json::put_back(body, &sites, pieces)?;
+    Ok(injection)
 }
 
 /// A write transaction in the tenant's scope, for the record of a call.
@@ -306,18 +330,40 @@ pub async fn handle(
         let model = provider.check_request(&body)?;
         let config = load_config(&mut tx, p.tenant).await?;
         let upstream = config.upstream(provider)?.clone();
-        enforce_mission(&state, &mut tx, &p, provider, &config, &mut body, now).await?;
+        let mission =
+            enforce_mission(&state, &mut tx, &p, provider, &config, &mut body, now).await?;
         let redactor = load_redactor(&state, &mut tx, &p, now).await?;
         let mut vault = PendingVault::default();
         let mut redacted = Redacted::default();
-        redact_request(&redactor, provider, &mut body, &mut vault, &mut redacted).await?;
+        let injection =
+            redact_request(&redactor, provider, &mut body, &mut vault, &mut redacted).await?;
+        let facts = directives::Facts {
+            model: &model,
+            mission: mission.as_ref(),
+            injection,
+            now,
+        };
+        if let Some(v) =
+            directives::first_violation(&mut tx, &p, &config.directives, &facts).await?
+        {
+            return Ok(Err(v));
+        }
         let key = forward::upstream_key(&state, &mut tx, p.tenant, &upstream).await?;
-        Ok::<_, ApiError>((model, upstream, redactor, vault, redacted, key))
+        Ok::<_, ApiError>(Ok((model, upstream, redactor, vault, redacted, key)))
     }
     .await;
     drop(tx);
     let (model, upstream, redactor, vault, redacted, key) = match prepared {
-        Ok(v) => v,
+        Ok(Ok(v)) => v,
+        Ok(Err(violation)) => {
+            if violation.action == directives::Action::Abort
+                && let Err(e) =
+                    directives::abort_mission(&state, &ctx, &p, p.tenant, &violation).await
+            {
+                return Err(e);
+            }
+            return Err(refuse(&state, &ctx, &p, provider, violation.error()).await);
+        }
         Err(e) => return Err(refuse(&state, &ctx, &p, provider, e).await),
     };
     let restorable = Restorable {
@@ -330,6 +376,7 @@ pub async fn handle(
         ctx,
         tenant: p.tenant,
         actor: p.subject.clone(),
+        usage_key: directives::usage_key(&p),
         mission: p.mission,
         provider,
         upstream: upstream.base_url,

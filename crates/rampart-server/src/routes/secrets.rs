@@ -62,6 +62,12 @@ fn integral(n: &serde_json::Number) -> Option<i64> {
     })
 }
 
+/// [`de_opt_integer`] for a field that must be present.
+pub(crate) fn de_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    integral(&n).ok_or_else(|| serde::de::Error::custom("expected an integer"))
+}
+
 pub(crate) fn de_opt_integer<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<i64>, D::Error> {

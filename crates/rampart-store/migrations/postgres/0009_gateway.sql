@@ -13,3 +13,22 @@ ALTER TABLE gateway_configs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON gateway_configs
     USING (tenant_id = (SELECT rampart_current_tenant()))
     WITH CHECK (tenant_id = (SELECT rampart_current_tenant()));
+
+-- What each mission (or, outside missions, each subject) has used through the gateway: the
+-- counters the budget and rate-limit directives check before forwarding a call.
+CREATE TABLE gateway_usage (
+    tenant_id    uuid NOT NULL REFERENCES tenants (id),
+    -- `mission:<id>`, or the token subject of calls outside a mission.
+    principal    text NOT NULL,
+    calls        bigint NOT NULL CHECK (calls >= 0),
+    tokens       bigint NOT NULL CHECK (tokens >= 0),
+    -- The current one-minute window (Unix minutes) and the calls in it.
+    window_start bigint NOT NULL,
+    window_calls bigint NOT NULL CHECK (window_calls >= 0),
+    PRIMARY KEY (tenant_id, principal)
+);
+ALTER TABLE gateway_usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway_usage FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gateway_usage
+    USING (tenant_id = (SELECT rampart_current_tenant()))
+    WITH CHECK (tenant_id = (SELECT rampart_current_tenant()));

@@ -7,3 +7,13 @@ CREATE TABLE gateway_configs (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, version)
 ) STRICT;
+
+CREATE TABLE gateway_usage (
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id),
+    principal    TEXT NOT NULL,
+    calls        INTEGER NOT NULL CHECK (calls >= 0),
+    tokens       INTEGER NOT NULL CHECK (tokens >= 0),
+    window_start INTEGER NOT NULL,
+    window_calls INTEGER NOT NULL CHECK (window_calls >= 0),
+    PRIMARY KEY (tenant_id, principal)
+) STRICT;

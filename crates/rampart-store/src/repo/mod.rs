@@ -10,6 +10,7 @@ mod api_keys;
 mod audit;
 mod backends;
 mod documents;
+mod gateway;
 mod leases;
 mod ledger_keys;
 mod meta;
