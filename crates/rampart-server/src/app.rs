@@ -214,6 +214,7 @@ fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gateway::chat_completions))
         .routes(routes!(gateway::messages))
         .routes(routes!(gateway::get_config, gateway::put_config))
+        .routes(routes!(gateway::reveal_request))
         .split_for_parts();
     // Tile paths have several segments: the route takes a wildcard where the document (which
     // cannot express one) names a single parameter. Same handler, same path.

@@ -393,6 +393,7 @@ const PROMISED: &[(&str, &str)] = &[
     ("post", "/v1/messages"),
     ("get", "/v1/gateway/config"),
     ("put", "/v1/gateway/config"),
+    ("post", "/v1/gateway/requests/{id}/reveal"),
     ("get", "/.well-known/jwks.json"),
     ("get", "/openapi.json"),
     ("get", "/healthz"),

@@ -756,7 +756,71 @@ async fn directives_block_calls_or_abort_the_mission(b: Backend) {
     s.app.close().await;
 }
 
+async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
+    let s = setup(b).await;
+    s.configure("refuse").await;
+    let token = s.caller(&["gateway:call"]).await;
+    let send = |body: Value, key: &str| {
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v1/chat/completions")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    let original = json!({ "model": "echo-4", "messages": [
+        { "role": "user", "content": format!("Refund invoice 7 to {}", VALUES[0]) } ] });
+    let first = s.app.send(send(original.clone(), "refund-7")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let first_id = first.headers["x-request-id"].to_str().unwrap().to_owned();
+
+    // The retry says something else; what leaves is the original, and the record says so.
+    let retry = json!({ "model": "echo-4", "messages": [
+        { "role": "user", "content": "Refund every invoice of every customer" } ] });
+    let second = s.app.send(send(retry, "refund-7")).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let calls = s.rec.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].1, calls[1].1);
+    assert!(
+        second.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Refund invoice 7")
+    );
+    let audited = s.llm_calls().await;
+    let replayed = audited.last().unwrap();
+    assert_eq!(replayed["detail"]["replayed_from"], first_id.as_str());
+    assert_eq!(replayed["detail"]["replay_differed"], true);
+    let sha = audited[0]["detail"]["request_sha256"].clone();
+    assert_eq!(replayed["detail"]["request_sha256"], sha);
+
+    // The exact original comes back to a holder of sentinel:reveal, hash-checked and audited.
+    let path = format!("/v1/gateway/requests/{first_id}/reveal");
+    let r = s.app.post(&path, &s.admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["request"], original);
+    assert_eq!(r.body["sha256"], sha);
+    let r = s.app.post(&path, &token, json!({})).await;
+    r.assert_problem(403, "forbidden");
+    let r = s
+        .app
+        .post(
+            "/v1/gateway/requests/00000000000000000000000000000000/reveal",
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    r.assert_problem(404, "not-found");
+    let r = s.app.send(send(original.clone(), "not a key")).await;
+    r.assert_problem(422, "validation-failed");
+    s.app.close().await;
+}
+
 on_both_backends!(
+    retries_replay_the_sealed_original_which_can_be_revealed,
     directives_block_calls_or_abort_the_mission,
     official_sdks_complete_calls_and_no_raw_value_leaves,
     mission_calls_keep_their_pinned_instructions,

@@ -22,11 +22,12 @@ mod store;
 pub use error::StoreError;
 pub use records::{
     AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, DocumentVersionRecord,
-    FamilyRecord, GatewayUsage, KeyGenerationRecord, LeaseFilter, LeaseKind, LeaseRecord,
-    LedgerKeyRecord, LedgerPosition, MissionRecord, MissionStatus, PostgresEngineRecord,
-    PrincipalRevocationRecord, RefreshRecord, SecretBackendRecord, SecretRecord,
-    SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord,
-    TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
+    FamilyRecord, GatewayRequestRecord, GatewayUsage, KeyGenerationRecord, LeaseFilter, LeaseKind,
+    LeaseRecord, LedgerKeyRecord, LedgerPosition, MissionRecord, MissionStatus,
+    PostgresEngineRecord, PrincipalRevocationRecord, RefreshRecord, SecretBackendRecord,
+    SecretRecord, SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord, SigningKeyRecord,
+    TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord,
+    WebhookEndpointRecord,
 };
 pub use repo::{DocumentKind, Revocation};
 pub use scope::{Lookup, Scope, TenantScope};

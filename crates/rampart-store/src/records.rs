@@ -555,6 +555,27 @@ pub struct GatewayUsage {
     pub window_calls: i64,
 }
 
+/// A gateway call's original request, sealed under the tenant KEK.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayRequestRecord {
+    pub tenant_id: TenantId,
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    pub sealed_body: Vec<u8>,
+    pub body_sha256: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for GatewayRequestRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayRequestRecord")
+            .field("tenant_id", &self.tenant_id)
+            .field("request_id", &self.request_id)
+            .field("idempotency_key", &self.idempotency_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One version of a tenant's versioned document (a Sentinel policy, a gateway configuration);
 /// the newest is in force.
 #[derive(Debug, Clone, PartialEq)]

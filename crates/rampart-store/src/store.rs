@@ -70,6 +70,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("principal_revocations", "SELECT, INSERT"),
         ("gateway_configs", "SELECT, INSERT"),
         ("gateway_usage", "SELECT, INSERT, UPDATE"),
+        ("gateway_requests", "SELECT, INSERT"),
     ]
 }
 

@@ -227,6 +227,19 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
+    tx.add_gateway_usage(tenant, "mission:seed", 10, 1)
+        .await
+        .unwrap();
+    tx.insert_gateway_request(&rampart_store::GatewayRequestRecord {
+        tenant_id: tenant,
+        request_id: "seed".into(),
+        idempotency_key: Some("mission:seed/k".into()),
+        sealed_body: vec![1],
+        body_sha256: vec![2; 32],
+        created_at: now(),
+    })
+    .await
+    .unwrap();
     for (kind, document) in [
         (
             rampart_store::DocumentKind::SentinelPolicy,
@@ -237,9 +250,6 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
             serde_json::json!({ "upstreams": {} }),
         ),
     ] {
-        tx.add_gateway_usage(tenant, "mission:seed", 10, 1)
-            .await
-            .unwrap();
         tx.insert_document_version(
             kind,
             &rampart_store::DocumentVersionRecord {
@@ -440,6 +450,7 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "principal_revocations",
         "gateway_configs",
         "gateway_usage",
+        "gateway_requests",
     ]
     .into_iter()
     .map(String::from)

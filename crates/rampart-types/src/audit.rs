@@ -120,6 +120,8 @@ actions! {
     /// One LLM call through the gateway: agent, mission, upstream, model, the classes redacted
     /// each way (never the values), token counts and the decision.
     LlmCall = "llm.call";
+    /// A gateway call's sealed original request was revealed to a holder of `sentinel:reveal`.
+    LlmReveal = "llm.reveal";
 }
 
 impl fmt::Display for AuditAction {

@@ -12,6 +12,7 @@ pub mod directives;
 mod forward;
 mod json;
 mod provider;
+pub mod replay;
 mod stream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -87,6 +88,10 @@ pub struct Call {
     /// Where the call's usage is counted (budgets, rate limits).
     pub usage_key: String,
     pub mission: Option<rampart_types::MissionId>,
+    /// The request as the client sent it, sealed with the audit record (absent when this call
+    /// replays one already sealed).
+    pub original: Option<Value>,
+    pub replay: replay::Replay,
     pub provider: Provider,
     pub upstream: String,
     pub model: String,
@@ -118,6 +123,18 @@ impl Call {
                 .store(&self.redactor.key, &mut tx, now)
                 .await?;
         }
+        if let Some(original) = self.original.take() {
+            replay::seal(
+                &self.state,
+                &mut tx,
+                self.tenant,
+                &self.ctx.request_id.to_string(),
+                self.replay.key.as_deref(),
+                &original,
+                now,
+            )
+            .await?;
+        }
         let event = self.ctx.event(
             self.tenant,
             &self.actor,
@@ -135,6 +152,10 @@ impl Call {
                 "upstream_status": status,
                 "error": error,
                 "duration_ms": u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "request_sha256": self.replay.sha256,
+                "idempotency_key": self.replay.key,
+                "replayed_from": self.replay.replayed_from,
+                "replay_differed": self.replay.differed,
             }),
             now,
         );
@@ -326,7 +347,13 @@ pub async fn handle(
     } = auth;
     let started = std::time::Instant::now();
     let now = state.clock.now();
+    let mut original = None;
+    let mut replayed = replay::Replay::default();
     let prepared = async {
+        replayed = replay::resolve(&state, &mut tx, &p, &headers, &mut body).await?;
+        if replayed.replayed_from.is_none() {
+            original = Some(body.clone());
+        }
         let model = provider.check_request(&body)?;
         let config = load_config(&mut tx, p.tenant).await?;
         let upstream = config.upstream(provider)?.clone();
@@ -378,6 +405,8 @@ pub async fn handle(
         actor: p.subject.clone(),
         usage_key: directives::usage_key(&p),
         mission: p.mission,
+        original,
+        replay: replayed,
         provider,
         upstream: upstream.base_url,
         model,

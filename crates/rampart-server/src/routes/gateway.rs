@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use rampart_store::{DocumentKind, DocumentVersionRecord};
 use rampart_types::{AuditAction, Outcome, Problem, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 
 use crate::credentials::audit;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Authed, NeedGatewayAdmin, NeedGatewayCall, Read, Write};
+use crate::extract::{
+    ApiJson, ApiQuery, Authed, NeedGatewayAdmin, NeedGatewayCall, NeedSentinelReveal, Read, Write,
+};
 use crate::gateway::config::stored_config;
 use crate::gateway::{GatewayConfig, Provider, handle};
 use crate::routes::sentinel::PolicyQuery;
@@ -77,6 +79,60 @@ pub async fn messages(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     handle(state, auth, Provider::Anthropic, headers, body).await
+}
+
+/// A call's original request, as its client sent it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevealedRequest {
+    pub request_id: String,
+    /// SHA-256 of the sealed request (hex), as in the call's `llm.call` audit record.
+    pub sha256: String,
+    #[schema(value_type = Object)]
+    pub request: Value,
+}
+
+/// The original request of a gateway call, exactly as its client sent it (before redaction,
+/// re-injection or replay), opened from its KEK seal and checked against the hash in the call's
+/// audit record. Audited (`llm.reveal`).
+#[utoipa::path(post, path = "/v1/gateway/requests/{id}/reveal", tag = "gateway",
+    params(("id" = String, Path, pattern = "^[0-9a-f]{32}$", description = "The call's request id (its `x-request-id`)")),
+    security(("bearer" = ["sentinel:reveal"])),
+    responses(
+        (status = 200, description = "The original request", body = RevealedRequest),
+        (status = 404, description = "No such call", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reveal_request(
+    State(state): State<AppState>,
+    mut auth: Authed<Write, NeedSentinelReveal>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = auth.principal.tenant;
+    let record = auth
+        .tx
+        .gateway_request(tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("gateway call"))?;
+    let request = crate::gateway::replay::open(&state, &mut auth.tx, &record).await?;
+    let sha256 = rampart_types::lower_hex(&record.body_sha256);
+    let event = auth.ctx.event(
+        tenant,
+        &auth.principal.subject,
+        AuditAction::LlmReveal,
+        format!("llm_request:{id}"),
+        Outcome::Success,
+        json!({ "request_id": id, "sha256": sha256 }),
+        state.clock.now(),
+    );
+    audit(&state, &mut auth.tx, event).await?;
+    auth.tx.commit().await?;
+    Ok(crate::edge::no_store(
+        Json(RevealedRequest {
+            request_id: record.request_id,
+            sha256,
+            request,
+        })
+        .into_response(),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

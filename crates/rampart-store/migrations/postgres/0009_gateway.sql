@@ -32,3 +32,23 @@ ALTER TABLE gateway_usage FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON gateway_usage
     USING (tenant_id = (SELECT rampart_current_tenant()))
     WITH CHECK (tenant_id = (SELECT rampart_current_tenant()));
+
+-- The original request of each gateway call, sealed under the tenant KEK: what a retry with the
+-- same idempotency key replays, and what a holder of sentinel:reveal can read back exactly.
+CREATE TABLE gateway_requests (
+    tenant_id       uuid NOT NULL REFERENCES tenants (id),
+    request_id      text NOT NULL,
+    -- `<mission or subject>/<Idempotency-Key>`, when the call carried one.
+    idempotency_key text,
+    sealed_body     bytea NOT NULL,
+    body_sha256     bytea NOT NULL,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
+CREATE UNIQUE INDEX gateway_requests_idempotency ON gateway_requests (tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+ALTER TABLE gateway_requests ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gateway_requests FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON gateway_requests
+    USING (tenant_id = (SELECT rampart_current_tenant()))
+    WITH CHECK (tenant_id = (SELECT rampart_current_tenant()));

@@ -17,3 +17,15 @@ CREATE TABLE gateway_usage (
     window_calls INTEGER NOT NULL CHECK (window_calls >= 0),
     PRIMARY KEY (tenant_id, principal)
 ) STRICT;
+
+CREATE TABLE gateway_requests (
+    tenant_id       TEXT NOT NULL REFERENCES tenants (id),
+    request_id      TEXT NOT NULL,
+    idempotency_key TEXT,
+    sealed_body     BLOB NOT NULL,
+    body_sha256     BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+) STRICT;
+CREATE UNIQUE INDEX gateway_requests_idempotency ON gateway_requests (tenant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;

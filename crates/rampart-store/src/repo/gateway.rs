@@ -1,10 +1,11 @@
-//! The gateway's usage counters per mission (or subject): calls, tokens, and calls in the
-//! current one-minute window.
+//! The gateway's rows: usage counters per mission (or subject) — calls, tokens, and calls in
+//! the current one-minute window — and each call's sealed original request.
 
 use rampart_types::TenantId;
 
-use crate::db::{Val, sql};
-use crate::{GatewayUsage, StoreError, Tx};
+use crate::db::{AnyRow, Val, sql};
+use crate::repo::tenant_id;
+use crate::{GatewayRequestRecord, GatewayUsage, StoreError, Tx};
 
 impl Tx {
     /// What `principal` has used; zero if it never called.
@@ -64,5 +65,89 @@ impl Tx {
         )
         .await?;
         Ok(())
+    }
+}
+
+fn request_from_row(row: &AnyRow) -> Result<GatewayRequestRecord, StoreError> {
+    Ok(GatewayRequestRecord {
+        tenant_id: tenant_id(row, "tenant_id")?,
+        request_id: row.text("request_id")?,
+        idempotency_key: row.opt_text("idempotency_key")?,
+        sealed_body: row.bytes("sealed_body")?,
+        body_sha256: row.bytes("body_sha256")?,
+        created_at: row.ts("created_at")?,
+    })
+}
+
+impl Tx {
+    /// Records a call's sealed original request; `false` if its request id or idempotency key
+    /// is already recorded (a concurrent retry was first).
+    pub async fn insert_gateway_request(
+        &mut self,
+        r: &GatewayRequestRecord,
+    ) -> Result<bool, StoreError> {
+        self.guard_write(r.tenant_id)?;
+        Ok(self
+            .execute(
+                &sql!(
+                    "INSERT INTO gateway_requests (tenant_id, request_id, idempotency_key, \
+                     sealed_body, body_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    Val::Uuid(*r.tenant_id.as_uuid()),
+                    Val::Text(&r.request_id),
+                    Val::OptText(r.idempotency_key.as_deref()),
+                    Val::Bytes(&r.sealed_body),
+                    Val::Bytes(&r.body_sha256),
+                    Val::Ts(r.created_at),
+                ],
+            )
+            .await?
+            == 1)
+    }
+
+    /// The call recorded under `request_id`.
+    pub async fn gateway_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Option<GatewayRequestRecord>, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(None);
+        }
+        self.fetch_optional(
+            &sql!(
+                "SELECT tenant_id, request_id, idempotency_key, sealed_body, body_sha256, \
+                 created_at FROM gateway_requests WHERE tenant_id = $1 AND request_id = $2"
+            ),
+            &[Val::Uuid(*tenant.as_uuid()), Val::Text(request_id)],
+        )
+        .await?
+        .as_ref()
+        .map(request_from_row)
+        .transpose()
+    }
+
+    /// The call recorded under idempotency key `key`.
+    pub async fn gateway_request_by_key(
+        &mut self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<GatewayRequestRecord>, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(None);
+        }
+        self.fetch_optional(
+            &sql!(
+                "SELECT tenant_id, request_id, idempotency_key, sealed_body, body_sha256, \
+                 created_at FROM gateway_requests WHERE tenant_id = $1 AND idempotency_key = $2"
+            ),
+            &[Val::Uuid(*tenant.as_uuid()), Val::Text(key)],
+        )
+        .await?
+        .as_ref()
+        .map(request_from_row)
+        .transpose()
     }
 }

@@ -1,0 +1,142 @@
+//! Replay safety. Every call's original request — as the client sent it, before redaction or
+//! re-injection — is sealed under the tenant KEK with the call's audit record, bound to its
+//! request id and hash-bound (the audit record carries its SHA-256). A retry carrying the same
+//! `Idempotency-Key` (scoped to the mission, or to the token subject outside missions) replays
+//! that sealed original rather than whatever it sends the second time; a holder of
+//! `sentinel:reveal` can read any call's original back exactly.
+
+use axum::http::HeaderMap;
+use rampart_crypto::{ct_eq, sha256};
+use rampart_secrets::small_key_version;
+use rampart_store::{GatewayRequestRecord, Tx};
+use rampart_types::{TenantId, Timestamp, lower_hex};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::directives::usage_key;
+use crate::error::ApiError;
+use crate::extract::Principal;
+use crate::state::AppState;
+
+const HEADER: &str = "idempotency-key";
+const MAX_KEY: usize = 256;
+
+/// What the audit record says about the call's original request.
+#[derive(Debug, Default, Clone)]
+pub struct Replay {
+    /// `<mission or subject>/<Idempotency-Key>`, when the call carried one.
+    pub key: Option<String>,
+    /// The request id of the call whose original this one replayed.
+    pub replayed_from: Option<String>,
+    /// Whether the retry sent something other than the original.
+    pub differed: Option<bool>,
+    /// SHA-256 (hex) of the original request.
+    pub sha256: Option<String>,
+}
+
+fn context(request_id: &str) -> String {
+    format!("gateway-request/{request_id}")
+}
+
+fn canonical(body: &Value) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    serde_json::to_vec(body)
+        .map(Zeroizing::new)
+        .map_err(ApiError::internal)
+}
+
+/// Reads the call's idempotency key; if an earlier call recorded it, puts that call's original
+/// request in place of `body`.
+pub async fn resolve(
+    state: &AppState,
+    tx: &mut Tx,
+    p: &Principal,
+    headers: &HeaderMap,
+    body: &mut Value,
+) -> Result<Replay, ApiError> {
+    let key = match headers.get(HEADER) {
+        None => None,
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "`Idempotency-Key` must be 1 to {MAX_KEY} visible ASCII characters"
+                    ))
+                })?;
+            Some(format!("{}/{k}", usage_key(p)))
+        }
+    };
+    let sent = sha256(&canonical(body)?);
+    if let Some(k) = &key
+        && let Some(record) = tx.gateway_request_by_key(p.tenant, k).await?
+    {
+        *body = open(state, tx, &record).await?;
+        return Ok(Replay {
+            key,
+            replayed_from: Some(record.request_id),
+            differed: Some(!ct_eq(&sent, &record.body_sha256)),
+            sha256: Some(lower_hex(&record.body_sha256)),
+        });
+    }
+    Ok(Replay {
+        key,
+        replayed_from: None,
+        differed: None,
+        sha256: Some(lower_hex(&sent)),
+    })
+}
+
+/// A recorded call's original request, opened and checked against its hash.
+pub async fn open(
+    state: &AppState,
+    tx: &mut Tx,
+    record: &GatewayRequestRecord,
+) -> Result<Value, ApiError> {
+    let version = small_key_version(&record.sealed_body)
+        .ok_or_else(|| ApiError::internal("a sealed gateway request is truncated"))?;
+    let kek = state
+        .secrets
+        .kek(tx, record.tenant_id, i64::from(version))
+        .await?;
+    let plain = kek
+        .open_small(&context(&record.request_id), &record.sealed_body)
+        .map_err(ApiError::internal)?;
+    if !ct_eq(&sha256(plain.expose()), &record.body_sha256) {
+        return Err(ApiError::internal(
+            "a sealed gateway request does not match its recorded hash",
+        ));
+    }
+    serde_json::from_slice(plain.expose()).map_err(ApiError::internal)
+}
+
+/// Seals a call's original request under the tenant's active KEK, in the call's transaction.
+pub async fn seal(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantId,
+    request_id: &str,
+    key: Option<&str>,
+    original: &Value,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let bytes = canonical(original)?;
+    let kek = state.secrets.active_kek(tx, tenant, now).await?;
+    let sealed_body = kek
+        .seal_small(&context(request_id), &bytes)
+        .map_err(ApiError::internal)?;
+    // `false`: a concurrent call with the same key was recorded first; retries replay that one.
+    tx.insert_gateway_request(&GatewayRequestRecord {
+        tenant_id: tenant,
+        request_id: request_id.to_owned(),
+        idempotency_key: key.map(str::to_owned),
+        sealed_body,
+        body_sha256: sha256(&bytes).to_vec(),
+        created_at: now,
+    })
+    .await?;
+    Ok(())
+}
