@@ -26,21 +26,47 @@ use serde_json::{Value, json};
 
 const UPSTREAM_KEY: &str = "sk-upstream-9f3b7c1d2e4a6b8c0d1e2f3a";
 
-/// One value of each class the prompt carries; none may reach the upstream.
-const VALUES: &[&str] = &[
-    "maria.gonzalez@example.org",
-    "+1 415 555 0132",
-    "4111 1111 1111 1111",
-    "DE89 3704 0044 0532 0130 00",
-    "536-22-8811",
-    "203.0.113.42",
+/// One value of each of the thirteen classes, as the prompt carries them; none may reach the
+/// upstream.
+const VALUES: &[(&str, &str)] = &[
+    ("EMAIL", "maria.gonzalez@example.org"),
+    ("PHONE", "+1 415 555 0132"),
+    ("PAYMENT_CARD", "4111 1111 1111 1111"),
+    ("BANK_ACCOUNT", "DE89 3704 0044 0532 0130 00"),
+    ("GOV_ID", "536-22-8811"),
+    ("IP_ADDRESS", "203.0.113.42"),
+    ("PERSON", "Maria Gonzalez"),
+    ("DATE_OF_BIRTH", "14 March 1987"),
+    ("ADDRESS", "742 Evergreen Terrace, Springfield, IL 62704"),
+    ("HEALTH", "type 2 diabetes"),
+    ("BIOMETRIC", "fingerprint scan"),
+    ("MINOR", "9-year-old"),
+    ("CREDENTIAL", "hunter2!"),
 ];
+
+fn value(class: &str) -> &'static str {
+    VALUES.iter().find(|(c, _)| *c == class).unwrap().1
+}
 
 fn prompt() -> String {
     format!(
-        "Please update the customer file. Email {}, phone {}, card {}, IBAN {}, SSN {}, \
-         last login from {}. Thanks!",
-        VALUES[0], VALUES[1], VALUES[2], VALUES[3], VALUES[4], VALUES[5]
+        "Please update the customer file of {}, who was born on {}. Email {}, phone {}, \
+         card {}, IBAN {}, SSN {}, last login from {}. Ship to {}. She was diagnosed with {} \
+         and enrolled with a {}; her {} uses the account too. Her old password={} was reset. \
+         Thanks!",
+        value("PERSON"),
+        value("DATE_OF_BIRTH"),
+        value("EMAIL"),
+        value("PHONE"),
+        value("PAYMENT_CARD"),
+        value("BANK_ACCOUNT"),
+        value("GOV_ID"),
+        value("IP_ADDRESS"),
+        value("ADDRESS"),
+        value("HEALTH"),
+        value("BIOMETRIC"),
+        value("MINOR"),
+        value("CREDENTIAL"),
     )
 }
 
@@ -268,14 +294,18 @@ async fn setup(b: Backend) -> Setup {
 
 impl Setup {
     async fn configure(&self, instructions: &str) {
-        self.configure_with(instructions, json!([])).await;
+        self.configure_with(instructions, json!({})).await;
     }
 
-    async fn configure_with(&self, instructions: &str, directives: Value) {
+    /// Configures the gateway with `extra` (directives, prices) added to the configuration.
+    async fn configure_with(&self, instructions: &str, extra: Value) {
         let upstream =
             json!({ "base_url": format!("{}/v1", self.upstream), "api_key_secret": "llm/key" });
-        let config = json!({ "openai": upstream, "anthropic": upstream,
-                             "instructions": instructions, "directives": directives });
+        let mut config = json!({ "openai": upstream, "anthropic": upstream,
+                                 "instructions": instructions });
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
         let r = self
             .app
             .call(
@@ -353,7 +383,7 @@ async fn official_sdks_complete_calls_and_no_raw_value_leaves(b: Backend) {
     assert_eq!(calls.len(), 5, "{calls:?}");
     for (headers, body) in &calls {
         let sent = body.to_string();
-        for v in VALUES {
+        for (_, v) in VALUES {
             assert!(!sent.contains(v), "`{v}` reached the upstream: {sent}");
         }
         assert!(sent.contains("_R_"), "no reversible token in {sent}");
@@ -418,13 +448,13 @@ async fn official_sdks_complete_calls_and_no_raw_value_leaves(b: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.body["values"][0]["value"], VALUES[0]);
+    assert_eq!(r.body["values"][0]["value"], value("EMAIL"));
 
     // One audit record per call, with the classes (never the values) and token counts.
     let audited = s.llm_calls().await;
     assert_eq!(audited.len(), 5, "{audited:?}");
     let text = serde_json::to_string(&audited).unwrap();
-    for v in VALUES {
+    for (_, v) in VALUES {
         assert!(!text.contains(v), "`{v}` in the audit trail");
     }
     let first = audited
@@ -433,14 +463,7 @@ async fn official_sdks_complete_calls_and_no_raw_value_leaves(b: Backend) {
         .unwrap();
     assert_eq!(first["outcome"], "success");
     assert_eq!(first["detail"]["usage"]["input_tokens"], 31);
-    for class in [
-        "EMAIL",
-        "PHONE",
-        "PAYMENT_CARD",
-        "BANK_ACCOUNT",
-        "GOV_ID",
-        "IP_ADDRESS",
-    ] {
+    for (class, _) in VALUES {
         assert!(
             first["detail"]["redacted"]["request"][class].as_u64() >= Some(1),
             "{class}: {first}"
@@ -454,25 +477,29 @@ const PINNED: &str = "You are the billing agent. Only discuss invoices.";
 impl Setup {
     /// Opens a mission (with `budgets`) for a new agent; returns its id and a mission token.
     async fn mission(&self, budgets: Value) -> (String, String) {
+        self.mission_with(json!({ "budgets": budgets })).await
+    }
+
+    /// Opens a mission with `extra` fields (budgets, directives) for a new agent.
+    async fn mission_with(&self, extra: Value) -> (String, String) {
+        static AGENTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = AGENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = self
             .app
             .post(
                 "/v1/agents",
                 &self.admin,
-                json!({ "name": "billing", "secret_allowlist": [], "engine_allowlist": [] }),
+                json!({ "name": format!("billing-{n}"), "secret_allowlist": [],
+                        "engine_allowlist": [] }),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let agent = r.body["id"].as_str().unwrap().to_owned();
-        let r = self
-            .app
-            .post(
-                "/v1/missions",
-                &self.admin,
-                json!({ "agent": agent, "goal": "invoices", "instructions": PINNED,
-                        "budgets": budgets }),
-            )
-            .await;
+        let mut body = json!({ "agent": agent, "goal": "invoices", "instructions": PINNED });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = self.app.post("/v1/missions", &self.admin, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let mission = r.body["id"].as_str().unwrap().to_owned();
         let r = self
@@ -675,12 +702,12 @@ async fn directives_block_calls_or_abort_the_mission(b: Backend) {
     let s = setup(b).await;
     s.configure_with(
         "refuse",
-        json!([
+        json!({ "directives": [
             { "type": "allowed_models", "models": ["echo-*"] },
             { "type": "injection", "threshold": 0.5 },
             { "type": "budget", "action": "abort" },
             { "type": "rate_limit", "per_minute": 2 },
-        ]),
+        ] }),
     )
     .await;
     let (mission, token) = s.mission(json!({ "calls": 3 })).await;
@@ -756,6 +783,163 @@ async fn directives_block_calls_or_abort_the_mission(b: Backend) {
     s.app.close().await;
 }
 
+/// The problem detail of a blocked call, checked to name `directive`.
+fn blocked_by(r: &common::Res, directive: &str) -> String {
+    r.assert_problem(403, "directive-violated");
+    let detail = r.body["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&format!("`{directive}`")), "{detail}");
+    detail
+}
+
+async fn missions_carry_spend_budgets_and_their_own_directives(b: Backend) {
+    let s = setup(b).await;
+    // $1 per million prompt tokens, $2 per million completion tokens: the echo upstream's
+    // 31 + 17 tokens cost 31 + 34 = 65 micro-USD a call.
+    s.configure_with(
+        "refuse",
+        json!({
+            "directives": [{ "type": "budget" }],
+            "prices": [{ "model": "echo-*", "input_usd_micros_per_mtok": 1_000_000,
+                         "output_usd_micros_per_mtok": 2_000_000 }],
+        }),
+    )
+    .await;
+    let (_, token) = s.mission(json!({ "spend_usd_micros": 100 })).await;
+    let call = pinned_call("echo-4", "total of invoice 7?");
+    for _ in 0..2 {
+        let r = s
+            .app
+            .post("/v1/chat/completions", &token, call.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = s
+        .app
+        .post("/v1/chat/completions", &token, call.clone())
+        .await;
+    let detail = blocked_by(&r, "budget");
+    assert!(detail.contains("spent its 100 micro-USD"), "{detail}");
+    // Spend cannot be counted for a model without a price: refused, not let through.
+    let (_, other) = s.mission(json!({ "spend_usd_micros": 100 })).await;
+    let r = s
+        .app
+        .post("/v1/chat/completions", &other, pinned_call("gpt-9", "hi"))
+        .await;
+    let detail = blocked_by(&r, "budget");
+    assert!(
+        detail.contains("no price is configured for model `gpt-9`"),
+        "{detail}"
+    );
+    assert_eq!(s.rec.calls().len(), 2);
+    // The same model and usage without a spend budget is not refused.
+    let (_, tokens_only) = s.mission(json!({ "tokens": 1000 })).await;
+    let r = s
+        .app
+        .post(
+            "/v1/chat/completions",
+            &tokens_only,
+            pinned_call("gpt-9", "hi"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A mission's own directives apply to its calls after the tenant's, and are shown with it.
+    let (mission, narrow) = s
+        .mission_with(json!({ "directives": [{ "type": "allowed_models", "models": ["echo-4"] }] }))
+        .await;
+    let r = s
+        .app
+        .post("/v1/chat/completions", &narrow, pinned_call("gpt-9", "hi"))
+        .await;
+    let detail = blocked_by(&r, "allowed_models");
+    assert!(detail.starts_with("the mission's directive"), "{detail}");
+    let r = s
+        .app
+        .post("/v1/chat/completions", &narrow, pinned_call("echo-4", "hi"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let m = s
+        .app
+        .get(&format!("/v1/missions/{mission}"), &s.admin)
+        .await;
+    assert_eq!(
+        m.body["directives"][0]["models"],
+        json!(["echo-4"]),
+        "{}",
+        m.text
+    );
+    let r = s
+        .app
+        .post(
+            "/v1/missions",
+            &s.admin,
+            json!({ "agent": m.body["agent"], "goal": "g", "instructions": "i",
+                    "directives": [{ "type": "rate_limit", "per_minute": 0 }] }),
+        )
+        .await;
+    r.assert_problem(422, "validation-failed");
+    assert_eq!(s.rec.calls().len(), 4);
+    s.app.close().await;
+}
+
+async fn drift_from_the_learned_profile_is_blocked(b: Backend) {
+    let s = setup(b).await;
+    s.configure_with(
+        "refuse",
+        json!({ "directives": [{ "type": "drift", "learn_calls": 2, "burst_factor": 3 }] }),
+    )
+    .await;
+    let token = s.caller(&["gateway:call"]).await;
+    let plain = json!({ "model": "echo-4", "messages": [{ "role": "user", "content": "hi" }] });
+    let with_tool = |name: &str| {
+        let mut c = plain.clone();
+        c["tools"] = json!([{ "type": "function",
+                              "function": { "name": name, "parameters": { "type": "object" } } }]);
+        c
+    };
+    // Learning: anything goes, and what is used becomes the profile.
+    for call in [plain.clone(), with_tool("lookup")] {
+        let r = s.app.post("/v1/chat/completions", &token, call).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    s.app.advance(std::time::Duration::from_secs(61));
+    let mut new_model = plain.clone();
+    new_model["model"] = json!("echo-5");
+    let r = s.app.post("/v1/chat/completions", &token, new_model).await;
+    assert!(blocked_by(&r, "drift").contains("model `echo-5` is new"));
+    let r = s
+        .app
+        .post("/v1/chat/completions", &token, with_tool("delete_all"))
+        .await;
+    assert!(blocked_by(&r, "drift").contains("tool `delete_all` is new"));
+    assert_eq!(s.rec.calls().len(), 2);
+    // The usual rate is 2 calls per active minute: with a factor of 3, the seventh call of a
+    // minute is a burst.
+    for _ in 0..6 {
+        let r = s
+            .app
+            .post("/v1/chat/completions", &token, with_tool("lookup"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = s
+        .app
+        .post("/v1/chat/completions", &token, plain.clone())
+        .await;
+    assert!(blocked_by(&r, "drift").contains("7 calls this minute"));
+    // Each refusal is audited as denied, with the directive's reason.
+    let denied: Vec<Value> = s
+        .llm_calls()
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    s.app.advance(std::time::Duration::from_secs(61));
+    let r = s.app.post("/v1/chat/completions", &token, plain).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.app.close().await;
+}
+
 async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
     let s = setup(b).await;
     s.configure("refuse").await;
@@ -771,7 +955,7 @@ async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
             .unwrap()
     };
     let original = json!({ "model": "echo-4", "messages": [
-        { "role": "user", "content": format!("Refund invoice 7 to {}", VALUES[0]) } ] });
+        { "role": "user", "content": format!("Refund invoice 7 to {}", value("EMAIL")) } ] });
     let first = s.app.send(send(original.clone(), "refund-7")).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let first_id = first.headers["x-request-id"].to_str().unwrap().to_owned();
@@ -820,6 +1004,8 @@ async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
 }
 
 on_both_backends!(
+    missions_carry_spend_budgets_and_their_own_directives,
+    drift_from_the_learned_profile_is_blocked,
     retries_replay_the_sealed_original_which_can_be_revealed,
     directives_block_calls_or_abort_the_mission,
     official_sdks_complete_calls_and_no_raw_value_leaves,

@@ -24,10 +24,10 @@ pub use records::{
     AgentRecord, ApiKeyRecord, AuditRecord, Cas, Cleanup, DeliveryState, DocumentVersionRecord,
     FamilyRecord, GatewayRequestRecord, GatewayUsage, KeyGenerationRecord, LeaseFilter, LeaseKind,
     LeaseRecord, LedgerKeyRecord, LedgerPosition, MissionRecord, MissionStatus,
-    PostgresEngineRecord, PrincipalRevocationRecord, RefreshRecord, SecretBackendRecord,
-    SecretRecord, SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord, SigningKeyRecord,
-    TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness, WebhookDeliveryRecord,
-    WebhookEndpointRecord,
+    PostgresEngineRecord, PrincipalRevocationRecord, ProfileKind, RefreshRecord,
+    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord,
+    SigningKeyRecord, TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness,
+    WebhookDeliveryRecord, WebhookEndpointRecord,
 };
 pub use repo::{DocumentKind, Revocation};
 pub use scope::{Lookup, Scope, TenantScope};

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_gateway.sql"),
         sqlite: include_str!("../migrations/sqlite/0009_gateway.sql"),
     },
+    Migration {
+        version: 10,
+        name: "gateway_profiles",
+        postgres: include_str!("../migrations/postgres/0010_gateway_profiles.sql"),
+        sqlite: include_str!("../migrations/sqlite/0010_gateway_profiles.sql"),
+    },
 ];
 
 /// Serialises concurrent start-ups of several servers against one Postgres database.

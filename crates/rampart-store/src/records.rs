@@ -186,6 +186,8 @@ pub struct MissionRecord {
     pub instructions_sealed: Vec<u8>,
     pub instructions_sha256: [u8; 32],
     pub budgets: serde_json::Value,
+    /// The mission's own gateway directives (a JSON list), checked after the tenant's.
+    pub directives: serde_json::Value,
     pub status: MissionStatus,
     pub created_by: String,
     pub created_at: Timestamp,
@@ -550,9 +552,31 @@ pub struct WebhookDeliveryRecord {
 pub struct GatewayUsage {
     pub calls: i64,
     pub tokens: i64,
+    /// Millionths of a US dollar, from the prices in the gateway configuration.
+    pub spend_usd_micros: i64,
     /// The current one-minute window, in Unix minutes, and the calls counted in it.
     pub window_start: i64,
     pub window_calls: i64,
+    /// The calls, and the one-minute windows with at least one call, since agent profiles
+    /// began (migration 0010): what a profile learns from and its usual rate.
+    pub profile_calls: i64,
+    pub active_minutes: i64,
+}
+
+/// What a profile entry names: a model, or a tool offered to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileKind {
+    Model,
+    Tool,
+}
+
+impl ProfileKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProfileKind::Model => "model",
+            ProfileKind::Tool => "tool",
+        }
+    }
 }
 
 /// A gateway call's original request, sealed under the tenant KEK.

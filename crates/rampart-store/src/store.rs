@@ -71,6 +71,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("gateway_configs", "SELECT, INSERT"),
         ("gateway_usage", "SELECT, INSERT, UPDATE"),
         ("gateway_requests", "SELECT, INSERT"),
+        ("gateway_profiles", "SELECT, INSERT"),
     ]
 }
 

@@ -227,9 +227,18 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
     })
     .await
     .unwrap();
-    tx.add_gateway_usage(tenant, "mission:seed", 10, 1)
+    tx.add_gateway_usage(tenant, "mission:seed", 10, 5, 1)
         .await
         .unwrap();
+    tx.add_gateway_profile(
+        tenant,
+        "agent:seed",
+        rampart_store::ProfileKind::Model,
+        "seed",
+        now(),
+    )
+    .await
+    .unwrap();
     tx.insert_gateway_request(&rampart_store::GatewayRequestRecord {
         tenant_id: tenant,
         request_id: "seed".into(),
@@ -293,6 +302,7 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
         instructions_sealed: vec![8; 40],
         instructions_sha256: [9; 32],
         budgets: serde_json::json!({}),
+        directives: serde_json::json!([]),
         status: rampart_store::MissionStatus::Active,
         created_by: "seed".into(),
         created_at: now(),
@@ -451,6 +461,7 @@ async fn row_level_security_isolates_tenants_in_raw_sql() {
         "gateway_configs",
         "gateway_usage",
         "gateway_requests",
+        "gateway_profiles",
     ]
     .into_iter()
     .map(String::from)

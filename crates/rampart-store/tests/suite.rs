@@ -12,8 +12,9 @@ use std::sync::Arc;
 use rampart_crypto::SecretString;
 use rampart_identity::{ApiKeyId, RefreshTokenId};
 use rampart_store::{
-    ApiKeyRecord, FamilyRecord, LedgerKeyRecord, LedgerPosition, Lookup, RefreshRecord, Scope,
-    SigningKeyRecord, Store, StoreError, StoreOptions, TenantRecord, TenantScope,
+    ApiKeyRecord, FamilyRecord, LedgerKeyRecord, LedgerPosition, Lookup, ProfileKind,
+    RefreshRecord, Scope, SigningKeyRecord, Store, StoreError, StoreOptions, TenantRecord,
+    TenantScope,
 };
 use rampart_testkit::PgTestDb;
 use rampart_types::{
@@ -538,7 +539,49 @@ async fn suite(store: &Store) {
     assert!(tx.purge_expired(w.b, t(950)).await.unwrap() >= 1);
     tx.commit().await.unwrap();
 
+    gateway_usage_counts_calls_spend_and_active_minutes(store, w.a).await;
     concurrent_refresh_use_has_one_winner(store, w.b).await;
+}
+
+/// Usage counters: calls, tokens and spend add up; the window restarts each minute, and
+/// active minutes count the minutes with a call. Profiles keep each name once.
+async fn gateway_usage_counts_calls_spend_and_active_minutes(store: &Store, tenant: TenantId) {
+    let mut tx = store.begin(scope(tenant)).await.unwrap();
+    let zero = tx.gateway_usage(tenant, "agent:u").await.unwrap();
+    assert_eq!(
+        (zero.calls, zero.active_minutes, zero.spend_usd_micros),
+        (0, 0, 0)
+    );
+    for (tokens, spend, minute) in [(10, 65, 100), (5, 1, 100), (7, 2, 103)] {
+        tx.add_gateway_usage(tenant, "agent:u", tokens, spend, minute)
+            .await
+            .unwrap();
+    }
+    let u = tx.gateway_usage(tenant, "agent:u").await.unwrap();
+    assert_eq!((u.calls, u.tokens, u.spend_usd_micros), (3, 22, 68));
+    assert_eq!((u.window_start, u.window_calls), (103, 1));
+    assert_eq!((u.profile_calls, u.active_minutes), (3, 2));
+    for name in ["gpt-4o", "gpt-4o"] {
+        tx.add_gateway_profile(tenant, "agent:u", ProfileKind::Model, name, t(1))
+            .await
+            .unwrap();
+    }
+    assert!(
+        tx.gateway_profile_has(tenant, "agent:u", ProfileKind::Model, "gpt-4o")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.gateway_profile_has(tenant, "agent:u", ProfileKind::Tool, "gpt-4o")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.gateway_profile_has(tenant, "agent:v", ProfileKind::Model, "gpt-4o")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
 }
 
 /// Two transactions race to use one refresh token: exactly one wins.

@@ -46,6 +46,41 @@ pub enum DriftAction {
     Reinject,
 }
 
+/// What one model costs, for the `spend_usd_micros` mission budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// The model; a name ending in `*` matches every model starting with the rest.
+    #[schema(min_length = 1, max_length = 256, example = "gpt-4o*")]
+    pub model: String,
+    /// Millionths of a US dollar per million prompt tokens (`2500000` is $2.50).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::routes::secrets::de_integer")]
+    pub input_usd_micros_per_mtok: i64,
+    /// Millionths of a US dollar per million completion tokens.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::routes::secrets::de_integer")]
+    pub output_usd_micros_per_mtok: i64,
+}
+
+impl Price {
+    /// What a call that used `usage` cost, in millionths of a US dollar, rounded up.
+    pub fn cost(&self, usage: super::Usage) -> i64 {
+        let tokens = |n: Option<u64>| i128::from(n.unwrap_or(0));
+        let micros_times_mtok = tokens(usage.input) * i128::from(self.input_usd_micros_per_mtok)
+            + tokens(usage.output) * i128::from(self.output_usd_micros_per_mtok);
+        i64::try_from((micros_times_mtok + 999_999) / 1_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// Whether `pattern` names `model`: exactly, or by prefix when it ends in `*`.
+pub fn model_matches(pattern: &str, model: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => model.starts_with(prefix),
+        None => pattern == model,
+    }
+}
+
 /// A tenant's gateway configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +97,10 @@ pub struct GatewayConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 64)]
     pub directives: Vec<Directive>,
+    /// Model prices, for spend budgets; the first entry matching a call's model applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 256)]
+    pub prices: Vec<Price>,
 }
 
 fn check_upstream(field: &str, u: &Upstream) -> Result<(), ApiError> {
@@ -99,15 +138,31 @@ impl GatewayConfig {
         if let Some(u) = &self.anthropic {
             check_upstream("anthropic", u)?;
         }
-        if self.directives.len() > 64 {
-            return Err(ApiError::validation(
-                "`directives` holds at most 64 directives",
-            ));
+        super::directives::check_all(&self.directives)?;
+        if self.prices.len() > 256 {
+            return Err(ApiError::validation("`prices` holds at most 256 entries"));
         }
-        for (i, d) in self.directives.iter().enumerate() {
-            d.check(i)?;
+        let price_range = 0..=1_000_000_000_000;
+        for (i, p) in self.prices.iter().enumerate() {
+            if p.model.is_empty() || p.model.chars().count() > 256 {
+                return Err(ApiError::validation(format!(
+                    "`prices[{i}].model` must be 1 to 256 characters"
+                )));
+            }
+            if !price_range.contains(&p.input_usd_micros_per_mtok)
+                || !price_range.contains(&p.output_usd_micros_per_mtok)
+            {
+                return Err(ApiError::validation(format!(
+                    "`prices[{i}]`: prices are between 0 and 1000000000000"
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// The price of `model`, if one is configured.
+    pub fn price(&self, model: &str) -> Option<&Price> {
+        self.prices.iter().find(|p| model_matches(&p.model, model))
     }
 
     /// The upstream configured for `provider`.

@@ -21,7 +21,7 @@ use rampart_crypto::{ct_eq, sha256};
 use rampart_sentinel::policy::Mode;
 use rampart_sentinel::transform::Applied;
 use rampart_sentinel::{Channel, Class};
-use rampart_store::{MissionRecord, MissionStatus, Scope, TenantScope, Tx};
+use rampart_store::{MissionRecord, MissionStatus, ProfileKind, Scope, TenantScope, Tx};
 use rampart_types::{AuditAction, Outcome, TenantId, Timestamp};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -32,7 +32,7 @@ use crate::extract::{NeedGatewayCall, Principal, Read, RequestContext};
 use crate::sentinel::{PendingVault, Redactor};
 use crate::state::AppState;
 
-pub use config::{DriftAction, GatewayConfig, Upstream, load_config};
+pub use config::{DriftAction, GatewayConfig, Price, Upstream, load_config};
 pub use provider::Provider;
 
 /// What a call redacted, per direction and class (counts, never values).
@@ -95,6 +95,9 @@ pub struct Call {
     pub provider: Provider,
     pub upstream: String,
     pub model: String,
+    /// The tools the call offered the model, and the model's configured price.
+    pub tools: Vec<String>,
+    pub price: Option<Price>,
     pub stream: bool,
     pub redactor: Redactor,
     pub restorable: Restorable,
@@ -161,16 +164,42 @@ impl Call {
         );
         audit(&self.state, &mut tx, event).await?;
         if outcome == Outcome::Success {
-            let tokens = usage.input.unwrap_or(0) + usage.output.unwrap_or(0);
-            tx.add_gateway_usage(
-                self.tenant,
-                &self.usage_key,
-                i64::try_from(tokens).unwrap_or(i64::MAX),
-                directives::minute(now),
-            )
-            .await?;
+            self.count(&mut tx, usage, now).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Call {
+    /// Counts a completed call: usage where budgets and rate limits look (the mission, or the
+    /// subject), the subject's own usage for its profile, and the model and tools it used.
+    async fn count(&self, tx: &mut Tx, usage: Usage, now: Timestamp) -> Result<(), ApiError> {
+        let tokens = usage
+            .input
+            .unwrap_or(0)
+            .saturating_add(usage.output.unwrap_or(0));
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let spend = self.price.as_ref().map_or(0, |p| p.cost(usage));
+        let minute = directives::minute(now);
+        tx.add_gateway_usage(self.tenant, &self.usage_key, tokens, spend, minute)
+            .await?;
+        if self.usage_key != self.actor {
+            tx.add_gateway_usage(self.tenant, &self.actor, tokens, spend, minute)
+                .await?;
+        }
+        tx.add_gateway_profile(
+            self.tenant,
+            &self.actor,
+            ProfileKind::Model,
+            &self.model,
+            now,
+        )
+        .await?;
+        for tool in &self.tools {
+            tx.add_gateway_profile(self.tenant, &self.actor, ProfileKind::Tool, tool, now)
+                .await?;
+        }
         Ok(())
     }
 }
@@ -327,6 +356,14 @@ async fn load_redactor(
     Redactor::load(state, tx, p.tenant, now).await
 }
 
+/// Where a call goes and what it uses there.
+struct Target {
+    model: String,
+    tools: Vec<String>,
+    price: Option<Price>,
+    upstream: Upstream,
+}
+
 /// Handles one call end to end. `body` is the client's JSON request as sent.
 ///
 /// Everything before forwarding reads in the request's read-only transaction; the call's one
@@ -364,8 +401,12 @@ pub async fn handle(
         let mut redacted = Redacted::default();
         let injection =
             redact_request(&redactor, provider, &mut body, &mut vault, &mut redacted).await?;
+        let tools = provider.tool_names(&body);
+        let price = config.price(&model).cloned();
         let facts = directives::Facts {
             model: &model,
+            tools: &tools,
+            price: price.as_ref(),
             mission: mission.as_ref(),
             injection,
             now,
@@ -376,11 +417,17 @@ pub async fn handle(
             return Ok(Err(v));
         }
         let key = forward::upstream_key(&state, &mut tx, p.tenant, &upstream).await?;
-        Ok::<_, ApiError>(Ok((model, upstream, redactor, vault, redacted, key)))
+        let target = Target {
+            model,
+            tools,
+            price,
+            upstream,
+        };
+        Ok::<_, ApiError>(Ok((target, redactor, vault, redacted, key)))
     }
     .await;
     drop(tx);
-    let (model, upstream, redactor, vault, redacted, key) = match prepared {
+    let (target, redactor, vault, redacted, key) = match prepared {
         Ok(Ok(v)) => v,
         Ok(Err(violation)) => {
             if violation.action == directives::Action::Abort
@@ -397,7 +444,7 @@ pub async fn handle(
         values: vault.values(),
     };
     let stream = provider.is_stream(&body);
-    let request = forward::UpstreamRequest::new(provider, &upstream, key, &headers, &body)?;
+    let request = forward::UpstreamRequest::new(provider, &target.upstream, key, &headers, &body)?;
     let call = Call {
         state,
         ctx,
@@ -408,8 +455,10 @@ pub async fn handle(
         original,
         replay: replayed,
         provider,
-        upstream: upstream.base_url,
-        model,
+        upstream: target.upstream.base_url,
+        model: target.model,
+        tools: target.tools,
+        price: target.price,
         stream,
         redactor,
         restorable,

@@ -1,7 +1,9 @@
 //! What differs between OpenAI Chat Completions and Anthropic Messages: where the text is, where
 //! the system instructions are, and how usage is reported.
 
+use rampart_crypto::sha256;
 use rampart_sentinel::Channel;
+use rampart_types::lower_hex;
 use serde_json::{Value, json};
 
 use super::Usage;
@@ -10,6 +12,13 @@ use crate::error::ApiError;
 
 /// The most messages one call carries.
 const MAX_MESSAGES: usize = 1_000;
+
+/// The most tool names of one call the agent profile looks at (both APIs accept at most 128
+/// tools).
+pub const MAX_TOOLS: usize = 128;
+
+/// The longest tool name, in bytes, kept as it is in a profile.
+const MAX_TOOL_NAME: usize = 256;
 
 /// An LLM API the gateway speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +92,48 @@ impl Provider {
             return Err(ApiError::validation("`stream` must be a boolean"));
         }
         Ok(model.to_owned())
+    }
+
+    /// The names of the tools the call offers the model (at most [`MAX_TOOLS`], each once):
+    /// OpenAI's `tools[].function.name` and legacy `functions[].name`, Anthropic's
+    /// `tools[].name`. A name longer than [`MAX_TOOL_NAME`] bytes stands as `sha256:` and its
+    /// hash, so that profiles stay small and such a name is still told apart.
+    pub fn tool_names(self, body: &Value) -> Vec<String> {
+        let listed = |key: &str| {
+            body.get(key)
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let names = match self {
+            Provider::OpenAi => listed("tools")
+                .iter()
+                .filter_map(|t| t.get("function")?.get("name")?.as_str())
+                .chain(
+                    listed("functions")
+                        .iter()
+                        .filter_map(|f| f.get("name")?.as_str()),
+                )
+                .collect::<Vec<_>>(),
+            Provider::Anthropic => listed("tools")
+                .iter()
+                .filter_map(|t| t.get("name")?.as_str())
+                .collect(),
+        };
+        let mut out: Vec<String> = Vec::new();
+        for n in names {
+            if out.len() == MAX_TOOLS {
+                break;
+            }
+            let n = if n.len() > MAX_TOOL_NAME {
+                format!("sha256:{}", lower_hex(&sha256(n.as_bytes())))
+            } else {
+                n.to_owned()
+            };
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out
     }
 
     pub fn is_stream(self, body: &Value) -> bool {
@@ -234,5 +285,41 @@ impl Provider {
         if let Some(n) = u.get(output).and_then(Value::as_u64) {
             into.output = Some(n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names_are_read_per_api_once_each_and_long_ones_hashed() {
+        let long = "t".repeat(MAX_TOOL_NAME + 1);
+        let openai = json!({
+            "tools": [
+                { "type": "function", "function": { "name": "search" } },
+                { "type": "function", "function": { "name": "search" } },
+                { "type": "function", "function": { "name": long } },
+                { "type": "function" },
+            ],
+            "functions": [{ "name": "legacy" }],
+        });
+        let names = Provider::OpenAi.tool_names(&openai);
+        assert_eq!(names.len(), 3);
+        assert_eq!(names[0], "search");
+        assert!(names[1].starts_with("sha256:") && names[1].len() == 7 + 64);
+        assert_eq!(names[2], "legacy");
+        let anthropic = json!({ "tools": [{ "name": "get_weather", "input_schema": {} }] });
+        assert_eq!(Provider::Anthropic.tool_names(&anthropic), ["get_weather"]);
+        assert!(Provider::Anthropic.tool_names(&openai).is_empty());
+        let many: Vec<Value> = (0..MAX_TOOLS + 5)
+            .map(|i| json!({ "name": format!("t{i}") }))
+            .collect();
+        assert_eq!(
+            Provider::Anthropic
+                .tool_names(&json!({ "tools": many }))
+                .len(),
+            MAX_TOOLS
+        );
     }
 }

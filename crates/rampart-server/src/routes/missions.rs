@@ -23,6 +23,7 @@ use crate::extract::{
     AnyCapability, ApiJson, ApiPath, ApiQuery, Authed, NeedMissionsManage, NeedSentinelReveal,
     OptionalJson, Read, Write, check_reason, lifetime_field,
 };
+use crate::gateway::directives::Directive;
 use crate::missions::{Cascade, Revocable, cascade, open_instructions, seal_instructions};
 use crate::routes::secrets::de_opt_integer;
 use crate::state::AppState;
@@ -74,6 +75,11 @@ pub struct OpenMission {
     pub instructions: String,
     #[serde(default)]
     pub budgets: Budgets,
+    /// Gateway directives of this mission alone, checked on each of its calls after the
+    /// tenant's (see `GatewayConfig.directives`).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub directives: Vec<Directive>,
     /// How long it may run, such as `2h` (default `1h`, at most `30d`). No token of the mission
     /// outlives it.
     #[schema(max_length = 32, pattern = r"^([1-9][0-9]{0,8}(ms|s|m|h|d)){1,3}$")]
@@ -91,6 +97,8 @@ pub struct MissionView {
     pub instructions_sha256: String,
     #[schema(value_type = Object)]
     pub budgets: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub directives: serde_json::Value,
     /// `active`, `ended` or `aborted`.
     pub status: String,
     pub created_by: String,
@@ -115,6 +123,7 @@ impl From<MissionRecord> for MissionView {
             goal: m.goal,
             instructions_sha256: rampart_types::lower_hex(&m.instructions_sha256),
             budgets: m.budgets,
+            directives: m.directives,
             status: m.status.as_str().to_owned(),
             created_by: m.created_by,
             created_at: m.created_at,
@@ -201,6 +210,7 @@ pub async fn open(
             )));
         }
     }
+    crate::gateway::directives::check_all(&body.directives)?;
     let duration = match body.duration.as_deref() {
         Some(s) => lifetime_field("duration", s)?.min(MAX_DURATION),
         None => DEFAULT_DURATION,
@@ -227,6 +237,7 @@ pub async fn open(
         instructions_sealed: sealed,
         instructions_sha256: rampart_crypto::sha256(body.instructions.as_bytes()),
         budgets: serde_json::to_value(&body.budgets).map_err(ApiError::internal)?,
+        directives: serde_json::to_value(&body.directives).map_err(ApiError::internal)?,
         status: MissionStatus::Active,
         created_by: auth.principal.subject.clone(),
         created_at: now,
@@ -249,6 +260,7 @@ pub async fn open(
             "goal": view.goal,
             "instructions_sha256": view.instructions_sha256,
             "budgets": view.budgets,
+            "directives": view.directives,
             "deadline": view.deadline,
         }),
         now,

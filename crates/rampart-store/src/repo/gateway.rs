@@ -1,11 +1,12 @@
-//! The gateway's rows: usage counters per mission (or subject) — calls, tokens, and calls in
-//! the current one-minute window — and each call's sealed original request.
+//! The gateway's rows: usage counters per mission (or subject) — calls, tokens, spend, and
+//! calls in the current one-minute window — the models and tools each subject has used, and
+//! each call's sealed original request.
 
-use rampart_types::TenantId;
+use rampart_types::{TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::tenant_id;
-use crate::{GatewayRequestRecord, GatewayUsage, StoreError, Tx};
+use crate::{GatewayRequestRecord, GatewayUsage, ProfileKind, StoreError, Tx};
 
 impl Tx {
     /// What `principal` has used; zero if it never called.
@@ -20,7 +21,8 @@ impl Tx {
         let row = self
             .fetch_optional(
                 &sql!(
-                    "SELECT calls, tokens, window_start, window_calls FROM gateway_usage \
+                    "SELECT calls, tokens, spend_usd_micros, window_start, window_calls, \
+                     profile_calls, active_minutes FROM gateway_usage \
                      WHERE tenant_id = $1 AND principal = $2"
                 ),
                 &[Val::Uuid(*tenant.as_uuid()), Val::Text(principal)],
@@ -30,37 +32,104 @@ impl Tx {
             Ok(GatewayUsage {
                 calls: r.int("calls")?,
                 tokens: r.int("tokens")?,
+                spend_usd_micros: r.int("spend_usd_micros")?,
                 window_start: r.int("window_start")?,
                 window_calls: r.int("window_calls")?,
+                profile_calls: r.int("profile_calls")?,
+                active_minutes: r.int("active_minutes")?,
             })
         })
     }
 
-    /// Counts one call of `principal` using `tokens`, in the window of Unix minute `minute`.
+    /// Counts one call of `principal` using `tokens` and `spend_usd_micros`, in the window of
+    /// Unix minute `minute`.
     pub async fn add_gateway_usage(
         &mut self,
         tenant: TenantId,
         principal: &str,
         tokens: i64,
+        spend_usd_micros: i64,
         minute: i64,
     ) -> Result<(), StoreError> {
         self.guard_write(tenant)?;
         self.execute(
             &sql!(
-                "INSERT INTO gateway_usage (tenant_id, principal, calls, tokens, window_start, \
-                 window_calls) VALUES ($1, $2, 1, $3, $4, 1) \
+                "INSERT INTO gateway_usage (tenant_id, principal, calls, tokens, spend_usd_micros, \
+                 window_start, window_calls, profile_calls, active_minutes) \
+                 VALUES ($1, $2, 1, $3, $4, $5, 1, 1, 1) \
                  ON CONFLICT (tenant_id, principal) DO UPDATE SET \
                  calls = gateway_usage.calls + 1, \
                  tokens = gateway_usage.tokens + excluded.tokens, \
+                 spend_usd_micros = gateway_usage.spend_usd_micros + excluded.spend_usd_micros, \
                  window_calls = CASE WHEN gateway_usage.window_start = excluded.window_start \
                    THEN gateway_usage.window_calls + 1 ELSE 1 END, \
+                 profile_calls = gateway_usage.profile_calls + 1, \
+                 active_minutes = CASE WHEN gateway_usage.window_start = excluded.window_start \
+                   AND gateway_usage.active_minutes > 0 \
+                   THEN gateway_usage.active_minutes ELSE gateway_usage.active_minutes + 1 END, \
                  window_start = excluded.window_start"
             ),
             &[
                 Val::Uuid(*tenant.as_uuid()),
                 Val::Text(principal),
                 Val::Int(tokens.max(0)),
+                Val::Int(spend_usd_micros.max(0)),
                 Val::Int(minute),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whether `subject` has used the model or tool `name` in a completed call.
+    pub async fn gateway_profile_has(
+        &mut self,
+        tenant: TenantId,
+        subject: &str,
+        kind: ProfileKind,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(false);
+        }
+        Ok(self
+            .fetch_optional(
+                &sql!(
+                    "SELECT 1 AS seen FROM gateway_profiles \
+                     WHERE tenant_id = $1 AND subject = $2 AND kind = $3 AND name = $4"
+                ),
+                &[
+                    Val::Uuid(*tenant.as_uuid()),
+                    Val::Text(subject),
+                    Val::Text(kind.as_str()),
+                    Val::Text(name),
+                ],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Adds the model or tool `name` to `subject`'s profile (kept if already there).
+    pub async fn add_gateway_profile(
+        &mut self,
+        tenant: TenantId,
+        subject: &str,
+        kind: ProfileKind,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.guard_write(tenant)?;
+        self.execute(
+            &sql!(
+                "INSERT INTO gateway_profiles (tenant_id, subject, kind, name, first_seen) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            ),
+            &[
+                Val::Uuid(*tenant.as_uuid()),
+                Val::Text(subject),
+                Val::Text(kind.as_str()),
+                Val::Text(name),
+                Val::Ts(now),
             ],
         )
         .await?;

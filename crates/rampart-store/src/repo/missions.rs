@@ -9,7 +9,8 @@ use crate::{MissionRecord, MissionStatus, PrincipalRevocationRecord, StoreError,
 macro_rules! mission_columns {
     () => {
         "tenant_id, id, agent_id, goal, instructions_sealed, instructions_sha256, budgets, \
-         status, created_by, created_at, deadline, ended_at, ended_by, end_reason, cascade_id"
+         directives, status, created_by, created_at, deadline, ended_at, ended_by, end_reason, \
+         cascade_id"
     };
 }
 
@@ -33,6 +34,7 @@ fn mission_from_row(row: &AnyRow) -> Result<MissionRecord, StoreError> {
             .try_into()
             .map_err(|_| corrupt("instructions_sha256", "not 32 bytes"))?,
         budgets: row.json("budgets")?,
+        directives: row.json("directives")?,
         status: MissionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         created_by: row.text("created_by")?,
         created_at: row.ts("created_at")?,
@@ -71,7 +73,7 @@ impl Tx {
             &sql!(concat!(
                 "INSERT INTO missions (",
                 mission_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             )),
             &[
                 Val::Uuid(*m.tenant_id.as_uuid()),
@@ -81,6 +83,7 @@ impl Tx {
                 Val::Bytes(&m.instructions_sealed),
                 Val::Bytes(&m.instructions_sha256),
                 Val::Json(&m.budgets),
+                Val::Json(&m.directives),
                 Val::Text(m.status.as_str()),
                 Val::Text(&m.created_by),
                 Val::Ts(m.created_at),
