@@ -2,7 +2,8 @@
 //! agent token, Sentinel redaction of every message and of the answer, upstream key from the
 //! secrets service, one audit record in the ledger) beside the same call straight to the same
 //! local upstream, in one run: the latency added at a fixed offered load, and the most
-//! requests per second each path takes.
+//! requests per second each path takes. With `--litellm`, the same call through a LiteLLM proxy
+//! (started here, in front of the same upstream) is measured too, as the baseline.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ pub struct GatewayArgs {
     /// The fixed offered load (requests per second) for the added-latency measurement.
     #[arg(long, default_value_t = 200)]
     pub rate: u64,
+    /// A LiteLLM proxy executable (`pip install 'litellm[proxy]'`, see scripts/bench-litellm):
+    /// the same call through it, in front of the same upstream, as the baseline.
+    #[arg(long)]
+    pub litellm: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub pg: PostgresArgs,
     /// Print JSON.
@@ -241,6 +246,107 @@ async fn measure(
     })
 }
 
+/// A LiteLLM proxy in front of `upstream_base`, on a port of its own; killed on drop.
+struct LiteLlm {
+    child: std::process::Child,
+    base: String,
+}
+
+impl LiteLlm {
+    async fn start(
+        exe: &std::path::Path,
+        upstream_base: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        std::fs::create_dir_all(dir)?;
+        let config = dir.join("litellm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "model_list:\n  - model_name: bench-model\n    litellm_params:\n      \
+                 model: openai/bench-model\n      api_base: {upstream_base}\n      \
+                 api_key: sk-bench-upstream-key\n"
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("litellm.log"))?;
+        let child = std::process::Command::new(exe)
+            .args(["--config"])
+            .arg(&config)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--num_workers",
+                "1",
+            ])
+            // Offline: the bundled model price map, no telemetry.
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .env("LITELLM_TELEMETRY", "False")
+            .env("LITELLM_LOG", "ERROR")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", exe.display()))?;
+        let proxy = LiteLlm {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let alive = http
+                .get(format!("{}/health/liveliness", proxy.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if alive {
+                return Ok(proxy);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "LiteLLM did not come up in 180 s; see {}",
+                dir.join("litellm.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+impl Drop for LiteLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The LiteLLM baseline: fixed load, then full speed.
+async fn measure_litellm(
+    exe: &std::path::Path,
+    upstream_base: &str,
+    dir: &std::path::Path,
+    args: &GatewayArgs,
+) -> anyhow::Result<(Measured, Measured)> {
+    let proxy = LiteLlm::start(exe, upstream_base, dir).await?;
+    let path = Arc::new(Path {
+        url: format!("{}/v1/chat/completions", proxy.base),
+        token: Some("sk-bench-client".into()),
+    });
+    closed_loop(&path, 1, 4).await;
+    let fixed = open_loop(&path, args.seconds, args.rate).await;
+    let max = closed_loop(&path, args.seconds, args.concurrency).await;
+    anyhow::ensure!(
+        max.rps > 0.0,
+        "no call through LiteLLM succeeded; see {}",
+        dir.join("litellm.log").display()
+    );
+    Ok((fixed, max))
+}
+
 pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let upstream_base = format!("http://{}/v1", listener.local_addr()?);
@@ -263,6 +369,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         db.try_drop().await?;
         backends.push(measured?);
     }
+    let litellm = match &args.litellm {
+        Some(exe) => Some(measure_litellm(exe, &upstream_base, &dir.join("litellm"), &args).await?),
+        None => None,
+    };
     let _ = std::fs::remove_dir_all(&dir);
 
     let report = json!({
@@ -279,7 +389,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "gateway_max_rps": b.gateway_max.rps.round(),
             "gateway_max_errors": b.gateway_max.errors,
             "gateway_vs_direct": b.gateway_max.rps / b.direct_max.rps,
+            "gateway_vs_litellm": litellm.as_ref().map(|(_, max)| b.gateway_max.rps / max.rps),
         })).collect::<Vec<_>>(),
+        "litellm": litellm.as_ref().map(|(fixed, max)| json!({
+            "fixed": { "p50_ms": fixed.p50_ms, "p99_ms": fixed.p99_ms, "errors": fixed.errors },
+            "max_rps": max.rps.round(),
+            "max_errors": max.errors,
+        })),
     });
     if args.json {
         println!("{report}");
@@ -311,6 +427,19 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             b.gateway_max.errors,
             b.gateway_max.rps / b.direct_max.rps
         );
+    }
+    if let Some((fixed, max)) = &litellm {
+        println!(
+            "litellm   proxy   p50 {:.2} ms  p99 {:.2} ms ({} errors); maximum {:.0} req/s ({} errors)",
+            fixed.p50_ms, fixed.p99_ms, fixed.errors, max.rps, max.errors
+        );
+        for b in &backends {
+            println!(
+                "{:<9} gateway throughput / LiteLLM throughput: {:.1}",
+                b.name,
+                b.gateway_max.rps / max.rps
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
