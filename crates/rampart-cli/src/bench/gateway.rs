@@ -32,6 +32,9 @@ pub struct GatewayArgs {
     /// the same call through it, in front of the same upstream, as the baseline.
     #[arg(long)]
     pub litellm: Option<std::path::PathBuf>,
+    /// LiteLLM worker processes (default: one per core, as Rampart uses every core).
+    #[arg(long)]
+    pub litellm_workers: Option<usize>,
     #[command(flatten)]
     pub pg: PostgresArgs,
     /// Print JSON.
@@ -255,6 +258,7 @@ struct LiteLlm {
 impl LiteLlm {
     async fn start(
         exe: &std::path::Path,
+        workers: usize,
         upstream_base: &str,
         dir: &std::path::Path,
     ) -> anyhow::Result<Self> {
@@ -281,7 +285,7 @@ impl LiteLlm {
                 "--port",
                 &port.to_string(),
                 "--num_workers",
-                "1",
+                &workers.to_string(),
             ])
             // Offline: the bundled model price map, no telemetry.
             .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -330,8 +334,11 @@ async fn measure_litellm(
     upstream_base: &str,
     dir: &std::path::Path,
     args: &GatewayArgs,
-) -> anyhow::Result<(Measured, Measured)> {
-    let proxy = LiteLlm::start(exe, upstream_base, dir).await?;
+) -> anyhow::Result<(Measured, Measured, usize)> {
+    let workers = args.litellm_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let proxy = LiteLlm::start(exe, workers, upstream_base, dir).await?;
     let path = Arc::new(Path {
         url: format!("{}/v1/chat/completions", proxy.base),
         token: Some("sk-bench-client".into()),
@@ -344,7 +351,7 @@ async fn measure_litellm(
         "no call through LiteLLM succeeded; see {}",
         dir.join("litellm.log").display()
     );
-    Ok((fixed, max))
+    Ok((fixed, max, workers))
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
@@ -389,9 +396,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "gateway_max_rps": b.gateway_max.rps.round(),
             "gateway_max_errors": b.gateway_max.errors,
             "gateway_vs_direct": b.gateway_max.rps / b.direct_max.rps,
-            "gateway_vs_litellm": litellm.as_ref().map(|(_, max)| b.gateway_max.rps / max.rps),
+            "gateway_vs_litellm": litellm.as_ref().map(|(_, max, _)| b.gateway_max.rps / max.rps),
         })).collect::<Vec<_>>(),
-        "litellm": litellm.as_ref().map(|(fixed, max)| json!({
+        "litellm": litellm.as_ref().map(|(fixed, max, workers)| json!({
+            "workers": workers,
             "fixed": { "p50_ms": fixed.p50_ms, "p99_ms": fixed.p99_ms, "errors": fixed.errors },
             "max_rps": max.rps.round(),
             "max_errors": max.errors,
@@ -428,9 +436,9 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             b.gateway_max.rps / b.direct_max.rps
         );
     }
-    if let Some((fixed, max)) = &litellm {
+    if let Some((fixed, max, workers)) = &litellm {
         println!(
-            "litellm   proxy   p50 {:.2} ms  p99 {:.2} ms ({} errors); maximum {:.0} req/s ({} errors)",
+            "litellm   proxy   p50 {:.2} ms  p99 {:.2} ms ({} errors); maximum {:.0} req/s ({} errors), {workers} workers",
             fixed.p50_ms, fixed.p99_ms, fixed.errors, max.rps, max.errors
         );
         for b in &backends {
