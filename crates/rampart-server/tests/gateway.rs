@@ -656,6 +656,9 @@ async fn calls_that_cannot_be_checked_are_refused(b: Backend) {
     for bad in [
         json!({ "openai": { "base_url": "ftp://x", "api_key_secret": "llm/key" } }),
         json!({ "openai": { "base_url": "https://u:p@x", "api_key_secret": "llm/key" } }),
+        json!({ "openai": { "base_url": "http://[", "api_key_secret": "llm/key" } }),
+        json!({ "openai": { "base_url": "https://x/v1?a=b", "api_key_secret": "llm/key" } }),
+        json!({ "openai": { "base_url": "https://x:0/v1", "api_key_secret": "llm/key" } }),
         json!({ "openai": { "base_url": "https://x", "api_key_secret": "../x" } }),
         json!({ "mystery": true }),
     ] {
