@@ -276,7 +276,14 @@ impl LiteLlm {
             ),
         )?;
         let log = std::fs::File::create(dir.join("litellm.log"))?;
-        let child = std::process::Command::new(exe)
+        let mut command = std::process::Command::new(exe);
+        #[cfg(unix)]
+        {
+            // A group of its own, so that its worker processes end with it.
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        let child = command
             .args(["--config"])
             .arg(&config)
             .args([
@@ -322,7 +329,12 @@ impl LiteLlm {
 }
 
 impl Drop for LiteLlm {
+    /// Kills the proxy's whole process group: its workers are processes of their own.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
