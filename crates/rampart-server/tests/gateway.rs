@@ -837,6 +837,33 @@ async fn missions_carry_spend_budgets_and_their_own_directives(b: Backend) {
     s.app.close().await;
 }
 
+async fn streams_count_their_usage_even_unasked(b: Backend) {
+    let s = setup(b).await;
+    s.configure_with("refuse", json!({ "directives": [{ "type": "budget" }] }))
+        .await;
+    let (_, token) = s.mission(json!({ "tokens": 40 })).await;
+    let mut call = pinned_call("echo-4", "total of invoice 7?");
+    call["stream"] = json!(true);
+    let r = s.chat(&token, call.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The gateway asked the upstream for usage; the client, which did not, gets no usage chunk.
+    assert_eq!(s.rec.calls()[0].1["stream_options"]["include_usage"], true);
+    assert!(r.text.contains("data: [DONE]"), "{}", r.text);
+    assert!(!r.text.contains("\"usage\""), "{}", r.text);
+    let audited = s.llm_calls().await;
+    assert_eq!(audited[0]["detail"]["usage"]["input_tokens"], 31);
+    // The 48 tokens counted: the 40-token budget is spent.
+    let r = s.chat(&token, call.clone()).await;
+    assert!(blocked_by(&r, "budget").contains("used its 40 tokens"));
+    // A client that asks for usage still gets it.
+    let (_, asks) = s.mission(json!({})).await;
+    call["stream_options"] = json!({ "include_usage": true });
+    let r = s.chat(&asks, call).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("\"usage\""), "{}", r.text);
+    s.app.close().await;
+}
+
 async fn drift_from_the_learned_profile_is_blocked(b: Backend) {
     let s = setup(b).await;
     s.configure_with(
@@ -953,6 +980,7 @@ async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
 on_both_backends!(
     missions_carry_spend_budgets_and_their_own_directives,
     drift_from_the_learned_profile_is_blocked,
+    streams_count_their_usage_even_unasked,
     retries_replay_the_sealed_original_which_can_be_revealed,
     directives_block_calls_or_abort_the_mission,
     official_sdks_complete_calls_and_no_raw_value_leaves,

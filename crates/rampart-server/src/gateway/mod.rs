@@ -99,6 +99,9 @@ pub struct Call {
     pub tools: Vec<String>,
     pub price: Option<Price>,
     pub stream: bool,
+    /// An OpenAI stream whose usage the gateway asked for (to count it) and the client did not:
+    /// the usage chunk is not passed on.
+    pub usage_asked_for: bool,
     pub redactor: Redactor,
     pub restorable: Restorable,
     pub redacted: Redacted,
@@ -444,6 +447,7 @@ pub async fn handle(
         values: vault.values(),
     };
     let stream = provider.is_stream(&body);
+    let usage_asked_for = provider.ask_stream_usage(&mut body);
     let request = forward::UpstreamRequest::new(provider, &target.upstream, key, &headers, &body)?;
     let call = Call {
         state,
@@ -460,6 +464,7 @@ pub async fn handle(
         tools: target.tools,
         price: target.price,
         stream,
+        usage_asked_for,
         redactor,
         restorable,
         redacted,

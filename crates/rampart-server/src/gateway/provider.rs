@@ -136,6 +136,26 @@ impl Provider {
         out
     }
 
+    /// Makes an OpenAI stream report its usage (`stream_options.include_usage`), which budgets
+    /// need; true when the client had not asked for it. Anthropic streams always report usage.
+    pub fn ask_stream_usage(self, body: &mut Value) -> bool {
+        if self != Provider::OpenAi || !self.is_stream(body) {
+            return false;
+        }
+        let options = &mut body["stream_options"];
+        if options.is_null() {
+            *options = json!({});
+        }
+        match options.as_object_mut() {
+            Some(o) if o.get("include_usage") != Some(&Value::Bool(true)) => {
+                o.insert("include_usage".into(), Value::Bool(true));
+                true
+            }
+            // Already asked for, or not an object (the upstream answers that).
+            _ => false,
+        }
+    }
+
     pub fn is_stream(self, body: &Value) -> bool {
         body.get("stream").and_then(Value::as_bool) == Some(true)
     }

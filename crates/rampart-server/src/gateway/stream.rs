@@ -61,6 +61,8 @@ struct Relay<'a> {
     redacted: &'a mut Redacted,
     chains: BTreeMap<(u64, u64), Chain<'a>>,
     usage: Usage,
+    /// Drop OpenAI's usage chunk: the gateway asked for it, the client did not.
+    hide_usage: bool,
     /// `id`, `created`, `model` of the last OpenAI chunk, for chunks the relay adds.
     meta: Value,
     terminator: Option<String>,
@@ -129,6 +131,13 @@ impl<'a> Relay<'a> {
         let mut v: Value = serde_json::from_str(data)
             .map_err(|_| "the upstream sent a stream event that is not JSON".to_owned())?;
         self.provider.usage(&v, &mut self.usage);
+        let only_usage = v.get("usage").is_some_and(|u| !u.is_null())
+            && v.get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+        if self.hide_usage && only_usage {
+            return Ok(Vec::new());
+        }
         for k in ["id", "created", "model", "object"] {
             if let Some(x) = v.get(k) {
                 self.meta[k] = x.clone();
@@ -364,6 +373,7 @@ fn relay(
 ) {
     let send = |s: String| out.blocking_send(Ok(Bytes::from(s))).is_ok();
     let provider = call.provider;
+    let hide_usage = call.usage_asked_for;
     let mut failure: Option<String> = None;
     let mut client_gone = false;
     let (usage, terminator) = match super::detector() {
@@ -388,6 +398,7 @@ fn relay(
                 redacted,
                 chains: BTreeMap::new(),
                 usage: Usage::default(),
+                hide_usage,
                 meta: json!({}),
                 terminator: None,
             };
