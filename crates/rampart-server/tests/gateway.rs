@@ -340,6 +340,13 @@ impl Setup {
         self.app.tokens(&key).await.access
     }
 
+    /// The `llm.call` records of refused calls.
+    async fn denied(&self) -> Vec<Value> {
+        let mut calls = self.llm_calls().await;
+        calls.retain(|e| e["outcome"] == "denied");
+        calls
+    }
+
     async fn llm_calls(&self) -> Vec<Value> {
         let r = self
             .app
@@ -558,12 +565,7 @@ async fn mission_calls_keep_their_pinned_instructions(b: Backend) {
         .await;
     r.assert_problem(409, "instructions-drift");
     assert_eq!(s.rec.calls().len(), 1);
-    let denied: Vec<Value> = s
-        .llm_calls()
-        .await
-        .into_iter()
-        .filter(|e| e["outcome"] == "denied")
-        .collect();
+    let denied = s.denied().await;
     assert_eq!(denied.len(), 2);
     assert_eq!(denied[0]["detail"]["refused"], "instructions-drift");
 
@@ -901,12 +903,7 @@ async fn drift_from_the_learned_profile_is_blocked(b: Backend) {
     let r = s.chat(&token, plain.clone()).await;
     assert!(blocked_by(&r, "drift").contains("7 calls this minute"));
     // Each refusal is audited as denied, with the directive's reason.
-    let denied: Vec<Value> = s
-        .llm_calls()
-        .await
-        .into_iter()
-        .filter(|e| e["outcome"] == "denied")
-        .collect();
+    let denied = s.denied().await;
     assert_eq!(denied.len(), 3, "{denied:?}");
     s.app.advance(std::time::Duration::from_secs(61));
     let r = s.chat(&token, plain).await;

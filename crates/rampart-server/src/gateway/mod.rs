@@ -172,9 +172,7 @@ impl Call {
         tx.commit().await?;
         Ok(())
     }
-}
 
-impl Call {
     /// Counts a completed call: usage where budgets and rate limits look (the mission, or the
     /// subject), the subject's own usage for its profile, and the model and tools it used.
     async fn count(&self, tx: &mut Tx, usage: Usage, now: Timestamp) -> Result<(), ApiError> {
