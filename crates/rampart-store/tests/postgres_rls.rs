@@ -234,7 +234,7 @@ async fn seed(store: &Store, tenant: TenantId, n: &str) {
         tenant,
         "agent:seed",
         rampart_store::ProfileKind::Model,
-        "seed",
+        &["seed".to_owned()],
         now(),
     )
     .await

@@ -561,26 +561,24 @@ async fn gateway_usage_counts_calls_spend_and_active_minutes(store: &Store, tena
     assert_eq!((u.calls, u.tokens, u.spend_usd_micros), (3, 22, 68));
     assert_eq!((u.window_start, u.window_calls), (103, 1));
     assert_eq!((u.profile_calls, u.active_minutes), (3, 2));
-    for name in ["gpt-4o", "gpt-4o"] {
-        tx.add_gateway_profile(tenant, "agent:u", ProfileKind::Model, name, t(1))
+    let gpt = ["gpt-4o".to_owned()];
+    for _ in 0..2 {
+        tx.add_gateway_profile(tenant, "agent:u", ProfileKind::Model, &gpt, t(1))
             .await
             .unwrap();
     }
-    assert!(
-        tx.gateway_profile_has(tenant, "agent:u", ProfileKind::Model, "gpt-4o")
+    for (subject, kind, seen) in [
+        ("agent:u", ProfileKind::Model, true),
+        ("agent:u", ProfileKind::Tool, false),
+        ("agent:v", ProfileKind::Model, false),
+    ] {
+        let known = tx
+            .gateway_profile_known(tenant, subject, kind, &gpt)
             .await
-            .unwrap()
-    );
-    assert!(
-        !tx.gateway_profile_has(tenant, "agent:u", ProfileKind::Tool, "gpt-4o")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !tx.gateway_profile_has(tenant, "agent:v", ProfileKind::Model, "gpt-4o")
-            .await
-            .unwrap()
-    );
+            .unwrap();
+        assert_eq!(known == gpt, seen, "{subject} {kind:?}");
+        assert!(seen || known.is_empty());
+    }
     tx.commit().await.unwrap();
 }
 

@@ -333,24 +333,24 @@ async fn drifted(
     new_tool: bool,
     burst_factor: Option<f64>,
 ) -> Result<Option<String>, ApiError> {
-    if new_model
-        && !tx
-            .gateway_profile_has(p.tenant, &p.subject, ProfileKind::Model, facts.model)
-            .await?
-    {
-        return Ok(Some(format!(
-            "model `{}` is new for `{}`",
-            facts.model, p.subject
-        )));
+    if new_model {
+        let model = [facts.model.to_owned()];
+        let known = tx
+            .gateway_profile_known(p.tenant, &p.subject, ProfileKind::Model, &model)
+            .await?;
+        if known.is_empty() {
+            return Ok(Some(format!(
+                "model `{}` is new for `{}`",
+                facts.model, p.subject
+            )));
+        }
     }
     if new_tool {
-        for tool in facts.tools {
-            if !tx
-                .gateway_profile_has(p.tenant, &p.subject, ProfileKind::Tool, tool)
-                .await?
-            {
-                return Ok(Some(format!("tool `{tool}` is new for `{}`", p.subject)));
-            }
+        let known = tx
+            .gateway_profile_known(p.tenant, &p.subject, ProfileKind::Tool, facts.tools)
+            .await?;
+        if let Some(tool) = facts.tools.iter().find(|t| !known.contains(t)) {
+            return Ok(Some(format!("tool `{tool}` is new for `{}`", p.subject)));
         }
     }
     if let Some(factor) = burst_factor {

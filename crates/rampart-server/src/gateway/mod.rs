@@ -189,18 +189,17 @@ impl Call {
             tx.add_gateway_usage(self.tenant, &self.actor, tokens, spend, minute)
                 .await?;
         }
+        let model = [self.model.clone()];
+        tx.add_gateway_profile(self.tenant, &self.actor, ProfileKind::Model, &model, now)
+            .await?;
         tx.add_gateway_profile(
             self.tenant,
             &self.actor,
-            ProfileKind::Model,
-            &self.model,
+            ProfileKind::Tool,
+            &self.tools,
             now,
         )
         .await?;
-        for tool in &self.tools {
-            tx.add_gateway_profile(self.tenant, &self.actor, ProfileKind::Tool, tool, now)
-                .await?;
-        }
         Ok(())
     }
 }

@@ -81,54 +81,69 @@ impl Tx {
         Ok(())
     }
 
-    /// Whether `subject` has used the model or tool `name` in a completed call.
-    pub async fn gateway_profile_has(
+    /// Which of `names` (models or tools, by `kind`) `subject` has used in completed calls: one
+    /// statement for the whole list.
+    pub async fn gateway_profile_known(
         &mut self,
         tenant: TenantId,
         subject: &str,
         kind: ProfileKind,
-        name: &str,
-    ) -> Result<bool, StoreError> {
-        if !self.scope().allows(tenant) {
-            return Ok(false);
+        names: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if names.is_empty() || !self.scope().allows(tenant) {
+            return Ok(Vec::new());
         }
-        Ok(self
-            .fetch_optional(
+        let names = serde_json::json!(names);
+        let rows = self
+            .fetch_all(
                 &sql!(
-                    "SELECT 1 AS seen FROM gateway_profiles \
-                     WHERE tenant_id = $1 AND subject = $2 AND kind = $3 AND name = $4"
+                    pg: "SELECT name FROM gateway_profiles WHERE tenant_id = $1 AND subject = $2 \
+                         AND kind = $3 AND name IN (SELECT jsonb_array_elements_text($4))",
+                    sqlite: "SELECT name FROM gateway_profiles WHERE tenant_id = $1 \
+                             AND subject = $2 AND kind = $3 \
+                             AND name IN (SELECT value FROM json_each($4))",
                 ),
                 &[
                     Val::Uuid(*tenant.as_uuid()),
                     Val::Text(subject),
                     Val::Text(kind.as_str()),
-                    Val::Text(name),
+                    Val::Json(&names),
                 ],
             )
-            .await?
-            .is_some())
+            .await?;
+        rows.iter().map(|r| r.text("name")).collect()
     }
 
-    /// Adds the model or tool `name` to `subject`'s profile (kept if already there).
+    /// Adds `names` (models or tools, by `kind`) to `subject`'s profile, keeping those already
+    /// there: one statement for the whole list.
     pub async fn add_gateway_profile(
         &mut self,
         tenant: TenantId,
         subject: &str,
         kind: ProfileKind,
-        name: &str,
+        names: &[String],
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.guard_write(tenant)?;
+        if names.is_empty() {
+            return Ok(());
+        }
+        let names = serde_json::json!(names);
         self.execute(
             &sql!(
-                "INSERT INTO gateway_profiles (tenant_id, subject, kind, name, first_seen) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+                pg: "INSERT INTO gateway_profiles (tenant_id, subject, kind, name, first_seen) \
+                     SELECT $1, $2, $3, n, $5 FROM jsonb_array_elements_text($4) AS n \
+                     ON CONFLICT DO NOTHING",
+                // `WHERE true`: SQLite's parser needs it before ON CONFLICT in INSERT … SELECT.
+                sqlite: "INSERT INTO gateway_profiles (tenant_id, subject, kind, name, first_seen) \
+                         SELECT $1, $2, $3, value, $5 FROM json_each($4) WHERE true \
+                         ON CONFLICT DO NOTHING",
             ),
             &[
                 Val::Uuid(*tenant.as_uuid()),
                 Val::Text(subject),
                 Val::Text(kind.as_str()),
-                Val::Text(name),
+                Val::Json(&names),
                 Val::Ts(now),
             ],
         )
