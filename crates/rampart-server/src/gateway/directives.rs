@@ -246,7 +246,7 @@ pub async fn first_violation(
             .map_err(|e| ApiError::internal(format!("stored mission directives: {e}")))?,
         None => Vec::new(),
     };
-    let mut usage = Usage::default();
+    let mut usage = UsageRows::default();
     for (i, d) in directives.iter().chain(&of_mission).enumerate() {
         let violated = match d {
             Directive::AllowedModels { models, .. } => (!model_allowed(models, facts.model))
@@ -375,12 +375,12 @@ async fn drifted(
 
 /// The usage rows a call's checks read, each at most once.
 #[derive(Default)]
-struct Usage {
+struct UsageRows {
     key: Option<GatewayUsage>,
     subject: Option<GatewayUsage>,
 }
 
-impl Usage {
+impl UsageRows {
     /// Where budgets and rate limits count: the mission, or the subject outside missions.
     async fn of_key(&mut self, tx: &mut Tx, p: &Principal) -> Result<GatewayUsage, ApiError> {
         if p.mission.is_none() {
