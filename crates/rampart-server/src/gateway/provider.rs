@@ -15,7 +15,7 @@ const MAX_MESSAGES: usize = 1_000;
 
 /// The most tool names of one call the agent profile looks at (both APIs accept at most 128
 /// tools).
-pub const MAX_TOOLS: usize = 128;
+const MAX_TOOLS: usize = 128;
 
 /// The longest tool name, in bytes, kept as it is in a profile.
 const MAX_TOOL_NAME: usize = 256;
