@@ -42,6 +42,9 @@ pub struct GatewayArgs {
     pub json: bool,
 }
 
+/// The key both Rampart and LiteLLM send to the upstream (which does not check it).
+const UPSTREAM_KEY: &str = "sk-bench-upstream-key";
+
 /// The upstream: a fixed OpenAI-shaped answer, so both paths do the same work behind.
 async fn upstream(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
     axum::Json(json!({
@@ -209,7 +212,7 @@ async fn measure(
     checked(
         http.put(format!("{base}/v1/secrets/data/llm/openai"))
             .bearer_auth(&token)
-            .json(&json!({ "value": "sk-bench-upstream-key" }))
+            .json(&json!({ "value": UPSTREAM_KEY }))
             .send()
             .await?,
     )
@@ -272,7 +275,7 @@ impl LiteLlm {
             format!(
                 "model_list:\n  - model_name: bench-model\n    litellm_params:\n      \
                  model: openai/bench-model\n      api_base: {upstream_base}\n      \
-                 api_key: sk-bench-upstream-key\n"
+                 api_key: {UPSTREAM_KEY}\n"
             ),
         )?;
         let log = std::fs::File::create(dir.join("litellm.log"))?;
