@@ -20,6 +20,10 @@ pub enum StoreError {
     InvalidUrl(String),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The embedded store could not commit the group of write transactions this one joined;
+    /// none of them took effect.
+    #[error("database commit failed: {0}")]
+    GroupCommit(String),
 }
 
 impl StoreError {
@@ -28,9 +32,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
+            StoreError::GroupCommit(_)
+                | StoreError::Database(
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                )
         )
     }
 }

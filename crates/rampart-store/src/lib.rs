@@ -13,6 +13,7 @@
 
 mod db;
 mod error;
+mod group;
 mod migrate;
 mod records;
 mod repo;

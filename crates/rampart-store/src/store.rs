@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, Postgres, Sqlite};
 
 use crate::db::{AnyRow, Sql, Val, bind_pg, bind_sqlite};
+use crate::group::{WriteTx, Writer};
 use crate::migrate::{migrate_postgres, migrate_sqlite};
 use crate::{Scope, StoreError};
 
@@ -78,9 +79,9 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
 enum Pools {
     Postgres(PgPool),
     Sqlite {
-        /// One connection: SQLite has one writer at a time, and queueing in the pool is fairer
-        /// and cheaper than retrying on SQLITE_BUSY.
-        writer: SqlitePool,
+        /// One connection: SQLite has one writer at a time, and queueing for it is fairer and
+        /// cheaper than retrying on SQLITE_BUSY. Its transactions commit in groups.
+        writer: Writer,
         readers: SqlitePool,
     },
 }
@@ -123,7 +124,7 @@ impl Store {
         match &*self.0 {
             Pools::Postgres(pool) => Tx::begin_pg(pool.begin().await?, scope).await,
             Pools::Sqlite { writer, .. } => Ok(Tx {
-                conn: Conn::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+                conn: Conn::SqliteWrite(writer.begin().await?),
                 scope,
             }),
         }
@@ -163,6 +164,16 @@ impl Store {
             }
         }
     }
+
+    /// How many physical commits the embedded store's writer has made (each one fsync; several
+    /// write transactions share one under load). `None` on Postgres.
+    #[must_use]
+    pub fn group_commits(&self) -> Option<u64> {
+        match &*self.0 {
+            Pools::Postgres(_) => None,
+            Pools::Sqlite { writer, .. } => Some(writer.commits()),
+        }
+    }
 }
 
 async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
@@ -175,15 +186,9 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
         .disable_statement_logging();
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(base.clone())
-        .await?;
-    {
-        let mut conn = writer.acquire().await?;
-        migrate_sqlite(&mut conn).await?;
-    }
+    let mut conn = base.connect().await?;
+    migrate_sqlite(&mut conn).await?;
+    let writer = Writer::start(conn);
     let readers = SqlitePoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
@@ -332,7 +337,9 @@ async fn check_app_role(pool: &PgPool) -> Result<(), StoreError> {
 
 enum Conn {
     Pg(sqlx::Transaction<'static, Postgres>),
+    /// A read-only SQLite transaction.
     Sqlite(sqlx::Transaction<'static, Sqlite>),
+    SqliteWrite(WriteTx),
 }
 
 /// A transaction confined to one [`Scope`]. Dropping it without [`Tx::commit`] rolls it back.
@@ -368,7 +375,7 @@ impl Tx {
     pub fn backend(&self) -> Backend {
         match self.conn {
             Conn::Pg(_) => Backend::Postgres,
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(_) | Conn::SqliteWrite(_) => Backend::Sqlite,
         }
     }
 
@@ -386,6 +393,7 @@ impl Tx {
         match self.conn {
             Conn::Pg(tx) => tx.commit().await?,
             Conn::Sqlite(tx) => tx.commit().await?,
+            Conn::SqliteWrite(tx) => tx.commit().await?,
         }
         Ok(())
     }
@@ -394,6 +402,7 @@ impl Tx {
         match self.conn {
             Conn::Pg(tx) => tx.rollback().await?,
             Conn::Sqlite(tx) => tx.rollback().await?,
+            Conn::SqliteWrite(tx) => tx.rollback().await?,
         }
         Ok(())
     }
@@ -406,6 +415,10 @@ impl Tx {
                 .rows_affected(),
             Conn::Sqlite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
                 .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Conn::SqliteWrite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
+                .execute(tx.conn()?)
                 .await?
                 .rows_affected(),
         })
@@ -446,6 +459,10 @@ impl Tx {
                 .fetch_optional(&mut **tx)
                 .await?
                 .map(AnyRow::Sqlite),
+            Conn::SqliteWrite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
+                .fetch_optional(tx.conn()?)
+                .await?
+                .map(AnyRow::Sqlite),
         })
     }
 
@@ -463,6 +480,12 @@ impl Tx {
                 .collect(),
             Conn::Sqlite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
                 .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(AnyRow::Sqlite)
+                .collect(),
+            Conn::SqliteWrite(tx) => bind_sqlite(sqlx::query(sql.sqlite), vals)
+                .fetch_all(tx.conn()?)
                 .await?
                 .into_iter()
                 .map(AnyRow::Sqlite)
