@@ -64,13 +64,17 @@ impl LedgerKeys {
         AeadKey::new(key.expose()).map(Some).map_err(err)
     }
 
+    /// The tenant's live keys, newest first, when the cache holds a fresh view of them.
+    pub fn cached(&self, tenant: TenantId) -> Option<Vec<AeadKey>> {
+        let cache = self.cache.lock().ok()?;
+        let (at, keys) = cache.get(&tenant)?;
+        (at.elapsed() < CACHE_TTL).then(|| keys.clone())
+    }
+
     /// The tenant's live keys, newest first, from the cache or the store.
     pub async fn live(&self, tx: &mut Tx, tenant: TenantId) -> Result<Vec<AeadKey>, AuditError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, keys)) = cache.get(&tenant)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(keys.clone());
+        if let Some(keys) = self.cached(tenant) {
+            return Ok(keys);
         }
         let records = tx.ledger_keys(tenant).await.map_err(err)?;
         let mut keys = Vec::new();

@@ -17,14 +17,16 @@ use std::time::Duration;
 
 use rampart_crypto::random_array;
 use rampart_secrets::{Kek, small_key_version};
-use rampart_store::{DeliveryState, Scope, Tx, WebhookDeliveryRecord, WebhookEndpointRecord};
+use rampart_store::{
+    DeliveryState, Scope, Store, Tx, WebhookDeliveryRecord, WebhookEndpointRecord,
+};
 use rampart_types::{AuditAction, AuditEvent, Outcome, TenantId, Timestamp};
 use rampart_webhooks::{Signer, SigningSecret};
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::audit::{AuditError, AuditFuture, AuditSink};
+use crate::audit::{Ahead, AheadFuture, AuditError, AuditFuture, AuditSink};
 use crate::state::AppState;
 
 /// The actor of what the worker records.
@@ -114,18 +116,42 @@ pub struct EventSink {
     pub events: crate::bus::Publisher,
 }
 
+impl EventSink {
+    /// What follows the record in its transaction: the event's webhook deliveries and its
+    /// announcement on the bus.
+    async fn fan_out(&self, tx: &mut Tx, event: &AuditEvent) -> Result<(), AuditError> {
+        let queued = enqueue(tx, event).await.map_err(AuditError)?;
+        if queued > 0 {
+            // The worker may run before this transaction commits; it then finds the
+            // delivery at its next poll.
+            self.wake.notify_one();
+        }
+        self.events.announce(event, queued);
+        Ok(())
+    }
+}
+
 impl AuditSink for EventSink {
     fn record<'a>(&'a self, tx: &'a mut Tx, event: &'a AuditEvent) -> AuditFuture<'a> {
         Box::pin(async move {
             self.inner.record(tx, event).await?;
-            let queued = enqueue(tx, event).await.map_err(AuditError)?;
-            if queued > 0 {
-                // The worker may run before this transaction commits; it then finds the
-                // delivery at its next poll.
-                self.wake.notify_one();
-            }
-            self.events.announce(event, queued);
-            Ok(())
+            self.fan_out(tx, event).await
+        })
+    }
+
+    fn append_ahead<'a>(&'a self, store: &'a Store, event: &'a AuditEvent) -> AheadFuture<'a> {
+        self.inner.append_ahead(store, event)
+    }
+
+    fn record_ahead<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        event: &'a AuditEvent,
+        ahead: Ahead,
+    ) -> AuditFuture<'a> {
+        Box::pin(async move {
+            self.inner.record_ahead(tx, event, ahead).await?;
+            self.fan_out(tx, event).await
         })
     }
 }

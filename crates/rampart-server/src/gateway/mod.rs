@@ -21,12 +21,12 @@ use rampart_crypto::{ct_eq, sha256};
 use rampart_sentinel::policy::Mode;
 use rampart_sentinel::transform::Applied;
 use rampart_sentinel::{Channel, Class};
-use rampart_store::{MissionRecord, MissionStatus, ProfileKind, Scope, TenantScope, Tx};
-use rampart_types::{AuditAction, Outcome, TenantId, Timestamp};
+use rampart_store::{MissionRecord, MissionStatus, ProfileKind, Scope, Tx};
+use rampart_types::{AuditAction, AuditEvent, Outcome, TenantId, Timestamp};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::credentials::audit;
+use crate::audit::Ahead;
 use crate::error::{ApiError, ErrorKind};
 use crate::extract::{NeedGatewayCall, Principal, Read, RequestContext};
 use crate::sentinel::{PendingVault, Redactor};
@@ -123,24 +123,6 @@ impl Call {
         error: Option<&str>,
     ) -> Result<(), ApiError> {
         let now = self.state.clock.now();
-        let mut tx = write_tx(&self.state, self.tenant, &self.actor).await?;
-        for vault in [&mut self.request_vault, &mut self.answer_vault] {
-            std::mem::take(vault)
-                .store(&self.redactor.key, &mut tx, now)
-                .await?;
-        }
-        if let Some(original) = self.original.take() {
-            replay::seal(
-                &self.state,
-                &mut tx,
-                self.tenant,
-                &self.ctx.request_id.to_string(),
-                self.replay.key.as_deref(),
-                &original,
-                now,
-            )
-            .await?;
-        }
         let event = self.ctx.event(
             self.tenant,
             &self.actor,
@@ -165,7 +147,25 @@ impl Call {
             }),
             now,
         );
-        audit(&self.state, &mut tx, event).await?;
+        let (mut tx, ahead) = audited_tx(&self.state, &event).await?;
+        for vault in [&mut self.request_vault, &mut self.answer_vault] {
+            std::mem::take(vault)
+                .store(&self.redactor.key, &mut tx, now)
+                .await?;
+        }
+        if let Some(original) = self.original.take() {
+            replay::seal(
+                &self.state,
+                &mut tx,
+                self.tenant,
+                &self.ctx.request_id.to_string(),
+                self.replay.key.as_deref(),
+                &original,
+                now,
+            )
+            .await?;
+        }
+        record_ahead(&self.state, &mut tx, &event, ahead).await?;
         if outcome == Outcome::Success {
             self.count(&mut tx, usage, now).await?;
         }
@@ -240,16 +240,15 @@ async fn refuse(
         }),
         state.clock.now(),
     );
-    let mut tx = match write_tx(state, p.tenant, &p.subject).await {
-        Ok(tx) => tx,
-        Err(e) => return e,
+    let recorded = async {
+        let (mut tx, ahead) = audited_tx(state, &event).await?;
+        record_ahead(state, &mut tx, &event, ahead).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
     };
-    if let Err(e) = audit(state, &mut tx, event).await {
-        return e;
-    }
-    match tx.commit().await {
+    match recorded.await {
         Ok(()) => err,
-        Err(e) => e.into(),
+        Err(e) => e,
     }
 }
 
@@ -326,16 +325,36 @@ async fn redact_request(
     Ok(injection)
 }
 
-/// A write transaction in the tenant's scope, for the record of a call.
+/// A write transaction in the tenant's scope.
 async fn write_tx(state: &AppState, tenant: TenantId, subject: &str) -> Result<Tx, ApiError> {
-    Ok(state
-        .store
-        .begin(Scope::Tenant(TenantScope {
-            tenant,
-            subject: subject.to_owned(),
-            platform: false,
-        }))
-        .await?)
+    Ok(state.store.begin(Scope::tenant(tenant, subject)).await?)
+}
+
+/// The write transaction a call's record goes in, begun only once `event` is durable in the
+/// ledger: the fsync is not spent holding the store's writer, so concurrent calls share it.
+/// The caller finishes the record with [`record_ahead`] before committing.
+async fn audited_tx(state: &AppState, event: &AuditEvent) -> Result<(Tx, Ahead), ApiError> {
+    let ahead = state
+        .audit
+        .append_ahead(&state.store, event)
+        .await
+        .map_err(ApiError::audit_unavailable)?;
+    let tx = write_tx(state, event.tenant_id, &event.actor).await?;
+    Ok((tx, ahead))
+}
+
+/// The rest of `event`'s record, in the transaction [`audited_tx`] began.
+async fn record_ahead(
+    state: &AppState,
+    tx: &mut Tx,
+    event: &AuditEvent,
+    ahead: Ahead,
+) -> Result<(), ApiError> {
+    state
+        .audit
+        .record_ahead(tx, event, ahead)
+        .await
+        .map_err(ApiError::audit_unavailable)
 }
 
 /// The tenant's redaction context, read in `tx` (read-only). The first call of a tenant, or the
