@@ -5,8 +5,8 @@
 //! Everything here works inside the caller's transaction; the caller audits and commits, so a
 //! token is sealed only if the redaction that produced it is recorded. See docs/sentinel.md.
 
-use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rampart_crypto::{AeadKey, DerivedKey, RootKey, random_array};
 use rampart_secrets::{SecretPath, small_key_version};
@@ -15,7 +15,7 @@ use rampart_sentinel::policy::{CompiledPolicy, Policy};
 use rampart_sentinel::scrub::{Fingerprint, FingerprintKey, SecretScrubber};
 use rampart_sentinel::transform::{Redaction, TokenVault, Tokenizer, redact};
 use rampart_sentinel::{Channel, Class, Detector, Finding};
-use rampart_store::{DocumentKind, SentinelKeyRecord, SentinelTokenRecord, Tx};
+use rampart_store::{DocumentKind, SentinelKeyRecord, SentinelStamp, SentinelTokenRecord, Tx};
 use rampart_types::{TenantId, Timestamp};
 use zeroize::Zeroizing;
 
@@ -61,8 +61,8 @@ pub fn unavailable(cause: impl std::fmt::Display) -> ApiError {
 /// Finds what `engines` find in `text`, plus live secrets, on the blocking pool when the text is
 /// long.
 pub async fn detect(
-    text: std::sync::Arc<str>,
-    scrubber: Option<std::sync::Arc<SecretScrubber>>,
+    text: Arc<str>,
+    scrubber: Option<Arc<SecretScrubber>>,
 ) -> Result<Vec<Finding>, ApiError> {
     let engines = engines()?;
     let small = text.len() <= INLINE_SCAN_BYTES;
@@ -76,7 +76,13 @@ pub async fn detect(
 /// What the server derives its per-tenant Sentinel keys from.
 pub struct SentinelService {
     fingerprint_base: DerivedKey,
+    /// Each tenant's redaction context with the stamp it was loaded under (see
+    /// [`Redactor::load`]).
+    redactors: Mutex<HashMap<TenantId, (SentinelStamp, Redactor)>>,
 }
+
+/// Tenants whose redaction context is kept loaded; past this, one is dropped per new one.
+const CACHED_REDACTORS: usize = 4096;
 
 impl std::fmt::Debug for SentinelService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -239,7 +245,27 @@ impl SentinelService {
     pub fn new(root: &RootKey) -> Result<Self, rampart_crypto::CryptoError> {
         Ok(SentinelService {
             fingerprint_base: root.derive(FINGERPRINT_LABEL)?,
+            redactors: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn cached(&self, tenant: TenantId, stamp: &SentinelStamp) -> Option<Redactor> {
+        let cache = self.redactors.lock().ok()?;
+        let (at, redactor) = cache.get(&tenant)?;
+        (at == stamp).then(|| redactor.clone())
+    }
+
+    fn keep(&self, tenant: TenantId, stamp: SentinelStamp, redactor: &Redactor) {
+        let Ok(mut cache) = self.redactors.lock() else {
+            return;
+        };
+        if cache.len() >= CACHED_REDACTORS
+            && !cache.contains_key(&tenant)
+            && let Some(other) = cache.keys().next().copied()
+        {
+            cache.remove(&other);
+        }
+        cache.insert(tenant, (stamp, redactor.clone()));
     }
 
     fn fingerprint_key(&self, tenant: TenantId) -> Result<FingerprintKey, ApiError> {
@@ -397,20 +423,6 @@ impl SentinelService {
             .await?)
     }
 
-    /// Whether loading the tenant's redaction context would write: no live key yet, or secret
-    /// versions not fingerprinted yet. A caller in a read-only transaction first runs
-    /// [`Redactor::load`] in a write transaction of its own.
-    pub async fn needs_write(&self, tx: &mut Tx, tenant: TenantId) -> Result<bool, ApiError> {
-        let keys = tx.sentinel_keys(tenant).await?;
-        if live_generation(&keys).is_none() {
-            return Ok(true);
-        }
-        Ok(!tx
-            .secret_versions_without_fingerprints(tenant, 1)
-            .await?
-            .is_empty())
-    }
-
     /// A scrubber for the tenant's live secret values (every version not destroyed), first
     /// fingerprinting versions written since the last call. `None` if the tenant has none.
     pub async fn scrubber(
@@ -454,21 +466,59 @@ impl SentinelService {
     }
 }
 
-/// Everything one tenant's redaction needs, loaded once per request.
+/// Everything one tenant's redaction needs.
+#[derive(Clone)]
 pub struct Redactor {
-    pub policy: TenantPolicy,
-    pub key: TenantKey,
-    pub scrubber: Option<std::sync::Arc<SecretScrubber>>,
+    pub policy: Arc<TenantPolicy>,
+    pub key: Arc<TenantKey>,
+    pub scrubber: Option<Arc<SecretScrubber>>,
 }
 
 impl Redactor {
-    /// Loads the tenant's policy in force, its live key and its scrubber.
+    /// The tenant's policy in force, its live key and its scrubber, first creating the key or
+    /// fingerprinting new secret versions if needed (`tx` must then be a write transaction).
+    ///
+    /// A context is kept per tenant with the [`SentinelStamp`] it was loaded under, and reused
+    /// while the stamp — one statement in `tx` — reads the same. The stamp is read before the
+    /// context, so under read-committed a context is never older than its stamp.
     pub async fn load(
         state: &crate::state::AppState,
         tx: &mut Tx,
         tenant: TenantId,
         now: Timestamp,
     ) -> Result<Self, ApiError> {
+        let stamp = tx.sentinel_stamp(tenant).await?;
+        Self::load_stamped(state, tx, tenant, now, stamp).await
+    }
+
+    /// [`Redactor::load`] for a read-only transaction: `None` when loading would write.
+    pub async fn load_read_only(
+        state: &crate::state::AppState,
+        tx: &mut Tx,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> Result<Option<Self>, ApiError> {
+        let stamp = tx.sentinel_stamp(tenant).await?;
+        if stamp.needs_setup() {
+            return Ok(None);
+        }
+        Self::load_stamped(state, tx, tenant, now, stamp)
+            .await
+            .map(Some)
+    }
+
+    async fn load_stamped(
+        state: &crate::state::AppState,
+        tx: &mut Tx,
+        tenant: TenantId,
+        now: Timestamp,
+        stamp: SentinelStamp,
+    ) -> Result<Self, ApiError> {
+        // After a setup write the stamp is stale: such a load is not kept.
+        let keep = !stamp.needs_setup();
+        if keep && let Some(cached) = state.sentinel.cached(tenant, &stamp) {
+            return Ok(cached);
+        }
         let policy = tenant_policy(tx, tenant, None)
             .await?
             .ok_or_else(|| unavailable("no policy in force"))?;
@@ -480,12 +530,16 @@ impl Redactor {
             .sentinel
             .scrubber(&state.secrets, tx, tenant)
             .await?
-            .map(std::sync::Arc::new);
-        Ok(Redactor {
-            policy,
-            key,
+            .map(Arc::new);
+        let redactor = Redactor {
+            policy: Arc::new(policy),
+            key: Arc::new(key),
             scrubber,
-        })
+        };
+        if keep {
+            state.sentinel.keep(tenant, stamp, &redactor);
+        }
+        Ok(redactor)
     }
 
     /// Redacts `text` leaving on `channel`; reversible values go to `vault`.
@@ -495,7 +549,7 @@ impl Redactor {
         channel: Channel,
         vault: &mut PendingVault,
     ) -> Result<Redaction, ApiError> {
-        let findings = detect(std::sync::Arc::from(text), self.scrubber.clone()).await?;
+        let findings = detect(Arc::from(text), self.scrubber.clone()).await?;
         let Ok(r) = redact(
             text,
             &findings,

@@ -283,6 +283,14 @@ async fn the_policy_is_versioned_and_checked(b: Backend) {
     assert_eq!(r["spans"][0]["mode"], "flag");
     assert!(r["spans"][0].get("token").is_none_or(Value::is_null));
     assert_eq!(r["policy_version"], 2);
+    // A new version takes effect on the next call (the loaded context is not reused).
+    assert_eq!(
+        put_policy(&app, &t, reversible_policy()).await["version"],
+        3
+    );
+    let r = redact(&app, &t, "mail jane.doe@example.com", "prompt").await;
+    assert_eq!(r["policy_version"], 3);
+    assert_eq!(r["spans"][0]["mode"], "reversible", "{r}");
 
     // Only `sentinel:admin` reads or changes it.
     let (_, user) = token_with(&app, "user", &["sentinel:use"]).await;
@@ -295,7 +303,7 @@ async fn the_policy_is_versioned_and_checked(b: Backend) {
             .iter()
             .filter(|(a, _)| a == "sentinel_policy.change")
             .count(),
-        2
+        3
     );
     app.close().await;
 }

@@ -26,9 +26,9 @@ pub use records::{
     FamilyRecord, GatewayRequestRecord, GatewayUsage, KeyGenerationRecord, LeaseFilter, LeaseKind,
     LeaseRecord, LedgerKeyRecord, LedgerPosition, MissionRecord, MissionStatus,
     PostgresEngineRecord, PrincipalRevocationRecord, ProfileKind, RefreshRecord,
-    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord,
-    SigningKeyRecord, TenantKeyRecord, TenantKeyState, TenantRecord, TokenLiveness,
-    WebhookDeliveryRecord, WebhookEndpointRecord,
+    SecretBackendRecord, SecretRecord, SecretVersionRecord, SentinelKeyRecord, SentinelStamp,
+    SentinelTokenRecord, SigningKeyRecord, TenantKeyRecord, TenantKeyState, TenantRecord,
+    TokenLiveness, WebhookDeliveryRecord, WebhookEndpointRecord,
 };
 pub use repo::{DocumentKind, Revocation};
 pub use scope::{Lookup, Scope, TenantScope};

@@ -97,6 +97,33 @@ pub struct LedgerPosition {
     pub index: u64,
 }
 
+/// What a tenant's redaction context is made of, in counters that change whenever it does: a
+/// context loaded under one stamp is still the tenant's as long as the stamp reads the same.
+/// Every row it counts is append-only or changes one way (destroyed, revoked), never back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentinelStamp {
+    /// The newest stored policy version (0: none, the built-in default applies).
+    pub policy_version: i64,
+    /// The live Sentinel key generation.
+    pub key_generation: Option<i64>,
+    /// Revoked versions of the tenant's KEK (a revoked KEK can no longer open the key).
+    pub revoked_keks: i64,
+    /// Fingerprinted secret versions, and destroyed ones (whose fingerprints no longer count).
+    pub fingerprinted: i64,
+    pub destroyed_versions: i64,
+    /// Some live secret version is not fingerprinted yet.
+    pub unfingerprinted: bool,
+}
+
+impl SentinelStamp {
+    /// Loading the context would write: the tenant has no live Sentinel key yet, or secret
+    /// versions wait to be fingerprinted.
+    #[must_use]
+    pub fn needs_setup(&self) -> bool {
+        self.key_generation.is_none() || self.unfingerprinted
+    }
+}
+
 /// One generation of a per-tenant key kept sealed: `sealed_key` is `None` once destroyed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyGenerationRecord {

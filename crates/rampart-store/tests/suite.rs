@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use rampart_crypto::SecretString;
 use rampart_identity::{ApiKeyId, RefreshTokenId};
+use rampart_secrets::SealedValue;
 use rampart_store::{
-    ApiKeyRecord, FamilyRecord, LedgerKeyRecord, LedgerPosition, Lookup, ProfileKind,
-    RefreshRecord, Scope, SigningKeyRecord, Store, StoreError, StoreOptions, TenantRecord,
-    TenantScope,
+    ApiKeyRecord, Cas, DocumentKind, DocumentVersionRecord, FamilyRecord, LedgerKeyRecord,
+    LedgerPosition, Lookup, ProfileKind, RefreshRecord, Scope, SentinelKeyRecord, SentinelStamp,
+    SigningKeyRecord, Store, StoreError, StoreOptions, TenantKeyRecord, TenantKeyState,
+    TenantRecord, TenantScope,
 };
 use rampart_testkit::PgTestDb;
 use rampart_types::{
@@ -540,7 +542,108 @@ async fn suite(store: &Store) {
     tx.commit().await.unwrap();
 
     gateway_usage_counts_calls_spend_and_active_minutes(store, w.a).await;
+    sentinel_stamp_moves_with_every_input(store, w.a, w.b).await;
     concurrent_refresh_use_has_one_winner(store, w.b).await;
+}
+
+/// The stamp a cached redaction context is checked against changes with each thing the context
+/// is made of, and only with that.
+async fn sentinel_stamp_moves_with_every_input(store: &Store, tenant: TenantId, other: TenantId) {
+    let mut tx = store.begin(scope(tenant)).await.unwrap();
+    let mut expected = SentinelStamp {
+        policy_version: 0,
+        key_generation: None,
+        revoked_keks: 0,
+        fingerprinted: 0,
+        destroyed_versions: 0,
+        unfingerprinted: false,
+    };
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+    assert!(expected.needs_setup());
+
+    tx.insert_document_version(
+        DocumentKind::SentinelPolicy,
+        &DocumentVersionRecord {
+            tenant_id: tenant,
+            version: 1,
+            document: json!({}),
+            created_by: "test".into(),
+            created_at: t(1),
+        },
+    )
+    .await
+    .unwrap();
+    expected.policy_version = 1;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+
+    tx.insert_sentinel_key(&SentinelKeyRecord {
+        tenant_id: tenant,
+        generation: 1,
+        sealed_key: Some(vec![1; 40]),
+        created_at: t(1),
+        destroyed_at: None,
+    })
+    .await
+    .unwrap();
+    expected.key_generation = Some(1);
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+    assert!(!expected.needs_setup());
+
+    tx.insert_tenant_key(&TenantKeyRecord {
+        tenant_id: tenant,
+        version: 1,
+        sealed_key: Some(vec![2; 40]),
+        state: TenantKeyState::Active,
+        created_at: t(1),
+        retired_at: None,
+        revoked_at: None,
+    })
+    .await
+    .unwrap();
+    let version = tx
+        .next_secret_version(tenant, "llm/key", Cas::Absent, t(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = SealedValue {
+        key_version: 1,
+        wrapped_dek: vec![3; 40],
+        ciphertext: vec![4; 40],
+    };
+    tx.insert_secret_version(tenant, "llm/key", version, &sealed, t(1))
+        .await
+        .unwrap();
+    expected.unfingerprinted = true;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+    assert!(expected.needs_setup());
+
+    tx.insert_sentinel_fingerprints(tenant, "llm/key", version, &[5; 16])
+        .await
+        .unwrap();
+    expected.unfingerprinted = false;
+    expected.fingerprinted = 1;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+
+    tx.destroy_secret_versions(tenant, "llm/key", &[version], t(2))
+        .await
+        .unwrap();
+    expected.destroyed_versions = 1;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+
+    assert!(tx.retire_tenant_key(tenant, t(2)).await.unwrap());
+    assert!(tx.revoke_tenant_key(tenant, 1, t(2)).await.unwrap());
+    expected.revoked_keks = 1;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+
+    tx.destroy_sentinel_key(tenant, 1, t(3)).await.unwrap();
+    expected.key_generation = None;
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
+    tx.commit().await.unwrap();
+
+    // Another tenant's stamp is untouched, and this scope cannot read it.
+    let mut tx = store.begin_read(scope(other)).await.unwrap();
+    assert_eq!(tx.sentinel_stamp(other).await.unwrap().policy_version, 0);
+    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap().policy_version, 0);
 }
 
 /// Usage counters: calls, tokens and spend add up; the window restarts each minute, and

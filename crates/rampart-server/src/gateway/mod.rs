@@ -366,12 +366,13 @@ async fn load_redactor(
     p: &Principal,
     now: Timestamp,
 ) -> Result<Redactor, ApiError> {
-    if state.sentinel.needs_write(tx, p.tenant).await? {
-        let mut w = write_tx(state, p.tenant, &p.subject).await?;
-        Redactor::load(state, &mut w, p.tenant, now).await?;
-        w.commit().await?;
-        *tx = state.store.begin_read(p.scope()).await?;
+    if let Some(redactor) = Redactor::load_read_only(state, tx, p.tenant, now).await? {
+        return Ok(redactor);
     }
+    let mut w = write_tx(state, p.tenant, &p.subject).await?;
+    Redactor::load(state, &mut w, p.tenant, now).await?;
+    w.commit().await?;
+    *tx = state.store.begin_read(p.scope()).await?;
     Redactor::load(state, tx, p.tenant, now).await
 }
 

@@ -5,7 +5,9 @@ use rampart_types::{TenantId, Timestamp};
 
 use crate::db::{AnyRow, Val, sql};
 use crate::repo::tenant_id;
-use crate::{SecretVersionRecord, SentinelKeyRecord, SentinelTokenRecord, StoreError, Tx};
+use crate::{
+    SecretVersionRecord, SentinelKeyRecord, SentinelStamp, SentinelTokenRecord, StoreError, Tx,
+};
 
 fn token_from_row(row: &AnyRow) -> Result<SentinelTokenRecord, StoreError> {
     Ok(SentinelTokenRecord {
@@ -19,6 +21,57 @@ fn token_from_row(row: &AnyRow) -> Result<SentinelTokenRecord, StoreError> {
 }
 
 impl Tx {
+    /// The tenant's [`SentinelStamp`], in one statement.
+    pub async fn sentinel_stamp(&mut self, tenant: TenantId) -> Result<SentinelStamp, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(SentinelStamp {
+                policy_version: 0,
+                key_generation: None,
+                revoked_keks: 0,
+                fingerprinted: 0,
+                destroyed_versions: 0,
+                unfingerprinted: false,
+            });
+        }
+        let row = self
+            .fetch_optional(
+                &sql!(
+                    "SELECT \
+                     CAST((SELECT coalesce(max(version), 0) FROM sentinel_policies \
+                           WHERE tenant_id = $1) AS BIGINT) AS policy_version, \
+                     CAST((SELECT max(generation) FROM sentinel_keys \
+                           WHERE tenant_id = $1 AND destroyed_at IS NULL) AS BIGINT) \
+                       AS key_generation, \
+                     CAST((SELECT count(*) FROM tenant_keys \
+                           WHERE tenant_id = $1 AND state = 'revoked') AS BIGINT) AS revoked_keks, \
+                     CAST((SELECT count(*) FROM sentinel_fingerprints WHERE tenant_id = $1) \
+                       AS BIGINT) AS fingerprinted, \
+                     CAST((SELECT count(*) FROM secret_versions \
+                           WHERE tenant_id = $1 AND destroyed_at IS NOT NULL) AS BIGINT) \
+                       AS destroyed_versions, \
+                     CAST(CASE WHEN EXISTS (SELECT 1 FROM secret_versions v \
+                           WHERE v.tenant_id = $1 AND v.destroyed_at IS NULL AND NOT EXISTS \
+                             (SELECT 1 FROM sentinel_fingerprints f WHERE f.tenant_id = v.tenant_id \
+                              AND f.path = v.path AND f.version = v.version)) \
+                       THEN 1 ELSE 0 END AS BIGINT) AS unfingerprinted"
+                ),
+                &[Val::Uuid(*tenant.as_uuid())],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                column: "sentinel_stamp".into(),
+                reason: "no row".into(),
+            })?;
+        Ok(SentinelStamp {
+            policy_version: row.int("policy_version")?,
+            key_generation: row.opt_int("key_generation")?,
+            revoked_keks: row.int("revoked_keks")?,
+            fingerprinted: row.int("fingerprinted")?,
+            destroyed_versions: row.int("destroyed_versions")?,
+            unfingerprinted: row.int("unfingerprinted")? != 0,
+        })
+    }
+
     /// Every generation of the tenant's Sentinel key, newest first.
     pub async fn sentinel_keys(
         &mut self,
