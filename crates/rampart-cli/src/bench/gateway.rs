@@ -85,6 +85,8 @@ impl Path {
 }
 
 struct Measured {
+    /// Calls answered.
+    calls: usize,
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -152,6 +154,7 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<u32>, u64)>>, start: In
     let elapsed = start.elapsed().as_secs_f64();
     let lat = Latencies::new(all);
     Measured {
+        calls: lat.count(),
         rps: lat.count() as f64 / elapsed,
         p50_ms: lat.percentile_ms(0.50),
         p99_ms: lat.percentile_ms(0.99),
@@ -173,6 +176,8 @@ struct Backend {
     gateway_fixed: Measured,
     direct_max: Measured,
     gateway_max: Measured,
+    /// The embedded store: calls at full speed per physical commit (one fsync each).
+    calls_per_commit: Option<f64>,
 }
 
 /// Starts a server on `config`, configures a tenant whose `openai` upstream is `upstream_base`,
@@ -241,7 +246,14 @@ async fn measure(
     let direct_fixed = open_loop(&direct, args.seconds, args.rate).await;
     let gateway_fixed = open_loop(&gateway, args.seconds, args.rate).await;
     let direct_max = closed_loop(&direct, args.seconds, args.concurrency).await;
+    let commits_before = server.state.store.group_commits();
     let gateway_max = closed_loop(&gateway, args.seconds, args.concurrency).await;
+    let calls_per_commit =
+        commits_before
+            .zip(server.state.store.group_commits())
+            .map(|(before, after)| {
+                gateway_max.calls as f64 / after.saturating_sub(before).max(1) as f64
+            });
     server.stop().await;
     Ok(Backend {
         name,
@@ -249,6 +261,7 @@ async fn measure(
         gateway_fixed,
         direct_max,
         gateway_max,
+        calls_per_commit,
     })
 }
 
@@ -343,6 +356,26 @@ impl Drop for LiteLlm {
     }
 }
 
+/// Percentiles (p50, p99, in ms) of fsyncing a 256-byte append in `dir`: the disk's floor
+/// under every acknowledged write, for reading the latency figures.
+fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        file.write_all(&[0_u8; 256])?;
+        let started = std::time::Instant::now();
+        file.sync_data()?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times.sort_by(f64::total_cmp);
+    Ok((times[100], times[198]))
+}
+
 /// The LiteLLM baseline: fixed load, then full speed.
 async fn measure_litellm(
     exe: &std::path::Path,
@@ -380,6 +413,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .await
     });
     let dir = scratch_dir(&std::env::temp_dir())?;
+    let fsync = fsync_probe(&dir)?;
     let mut cfg = Config::defaults_for(&dir.join("sqlite"))?;
     cfg.log_level = "warn".into();
     let mut backends = vec![measure("sqlite", cfg, &upstream_base, &args).await?];
@@ -401,6 +435,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         "rate": args.rate,
         "seconds": args.seconds,
         "concurrency": args.concurrency,
+        "fsync": { "p50_ms": fsync.0, "p99_ms": fsync.1 },
         "backends": backends.iter().map(|b| json!({
             "backend": b.name,
             "direct_fixed": { "p50_ms": b.direct_fixed.p50_ms, "p99_ms": b.direct_fixed.p99_ms, "errors": b.direct_fixed.errors },
@@ -410,6 +445,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "direct_max_rps": b.direct_max.rps.round(),
             "gateway_max_rps": b.gateway_max.rps.round(),
             "gateway_max_errors": b.gateway_max.errors,
+            "calls_per_commit": b.calls_per_commit,
             "gateway_vs_direct": b.gateway_max.rps / b.direct_max.rps,
             "gateway_vs_litellm": litellm.as_ref().map(|(_, max, _)| b.gateway_max.rps / max.rps),
         })).collect::<Vec<_>>(),
@@ -427,6 +463,11 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     println!(
         "fixed load {} req/s for {} s, then {} clients at full speed (server, upstream and clients share the machine):",
         args.rate, args.seconds, args.concurrency
+    );
+    println!(
+        "disk: fsync of a 256-byte append p50 {:.2} ms, p99 {:.2} ms (each call waits for two: \
+         its audit record's and its commit's, each shared with the calls beside it)",
+        fsync.0, fsync.1
     );
     for b in &backends {
         println!(
@@ -450,6 +491,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             b.gateway_max.errors,
             b.gateway_max.rps / b.direct_max.rps
         );
+        if let Some(n) = b.calls_per_commit {
+            println!(
+                "{:<9} at full speed {n:.1} calls shared each commit",
+                b.name
+            );
+        }
     }
     if let Some((fixed, max, workers)) = &litellm {
         println!(
