@@ -100,7 +100,8 @@ pub struct LedgerPosition {
 /// What a tenant's redaction context is made of, in counters that change whenever it does: a
 /// context loaded under one stamp is still the tenant's as long as the stamp reads the same.
 /// Every row it counts is append-only or changes one way (destroyed, revoked), never back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The default is the stamp of a tenant with none of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SentinelStamp {
     /// The newest stored policy version (0: none, the built-in default applies).
     pub policy_version: i64,

@@ -550,14 +550,7 @@ async fn suite(store: &Store) {
 /// is made of, and only with that.
 async fn sentinel_stamp_moves_with_every_input(store: &Store, tenant: TenantId, other: TenantId) {
     let mut tx = store.begin(scope(tenant)).await.unwrap();
-    let mut expected = SentinelStamp {
-        policy_version: 0,
-        key_generation: None,
-        revoked_keks: 0,
-        fingerprinted: 0,
-        destroyed_versions: 0,
-        unfingerprinted: false,
-    };
+    let mut expected = SentinelStamp::default();
     assert_eq!(tx.sentinel_stamp(tenant).await.unwrap(), expected);
     assert!(expected.needs_setup());
 
@@ -642,8 +635,14 @@ async fn sentinel_stamp_moves_with_every_input(store: &Store, tenant: TenantId, 
 
     // Another tenant's stamp is untouched, and this scope cannot read it.
     let mut tx = store.begin_read(scope(other)).await.unwrap();
-    assert_eq!(tx.sentinel_stamp(other).await.unwrap().policy_version, 0);
-    assert_eq!(tx.sentinel_stamp(tenant).await.unwrap().policy_version, 0);
+    assert_eq!(
+        tx.sentinel_stamp(other).await.unwrap(),
+        SentinelStamp::default()
+    );
+    assert_eq!(
+        tx.sentinel_stamp(tenant).await.unwrap(),
+        SentinelStamp::default()
+    );
 }
 
 /// Usage counters: calls, tokens and spend add up; the window restarts each minute, and

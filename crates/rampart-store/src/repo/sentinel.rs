@@ -24,14 +24,7 @@ impl Tx {
     /// The tenant's [`SentinelStamp`], in one statement.
     pub async fn sentinel_stamp(&mut self, tenant: TenantId) -> Result<SentinelStamp, StoreError> {
         if !self.scope().allows(tenant) {
-            return Ok(SentinelStamp {
-                policy_version: 0,
-                key_generation: None,
-                revoked_keks: 0,
-                fingerprinted: 0,
-                destroyed_versions: 0,
-                unfingerprinted: false,
-            });
+            return Ok(SentinelStamp::default());
         }
         let row = self
             .fetch_optional(
