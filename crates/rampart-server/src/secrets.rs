@@ -2,7 +2,13 @@
 //! re-wrap, revocation) and its versioned key/value secrets, on top of `rampart-secrets`'
 //! envelope and `rampart-store`'s rows. Every method works inside the caller's transaction; the
 //! caller audits and commits. KEKs are unwrapped per use, never cached, so a revocation takes
-//! effect on every node at its commit.
+//! effect on every node at its commit. The one value kept opened between requests is the newest
+//! version of a secret read through [`SecretsService::current`], which checks on every call, in
+//! the caller's transaction, that the version is still the newest, not deleted or destroyed, and
+//! that its KEK is not revoked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rampart_crypto::Secret;
 use rampart_secrets::{EnvelopeError, Kek, KekWrapper, SecretPath};
@@ -56,7 +62,20 @@ pub struct Rewrapped {
 
 pub struct SecretsService {
     wrapper: KekWrapper,
+    /// Values opened by [`SecretsService::current`], by tenant and path.
+    opened: Mutex<HashMap<(TenantId, String), OpenedVersion>>,
 }
+
+/// A value kept opened, with the version (number and creation time) it is the value of.
+struct OpenedVersion {
+    version: i64,
+    created_at: Timestamp,
+    value: Arc<Secret<Vec<u8>>>,
+}
+
+/// Secrets whose newest value [`SecretsService::current`] keeps opened; past this, one is
+/// dropped per new one.
+const KEPT_OPENED: usize = 4096;
 
 impl std::fmt::Debug for SecretsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +107,65 @@ async fn key_record(
 impl SecretsService {
     #[must_use]
     pub fn new(wrapper: KekWrapper) -> Self {
-        Self { wrapper }
+        Self {
+            wrapper,
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The newest version of the secret at `path`, opened, for a service that reads it on every
+    /// request (the gateway's upstream key). One statement finds the version and checks that it
+    /// is neither deleted nor destroyed and that its KEK is not revoked; a value this node
+    /// opened before for that same version is then reused (a version's value never changes).
+    pub async fn current(
+        &self,
+        tx: &mut Tx,
+        tenant: TenantId,
+        path: &SecretPath,
+    ) -> Result<Arc<Secret<Vec<u8>>>, SecretsError> {
+        let p = path.as_str();
+        let (record, kek_revoked) = tx
+            .current_secret_version(tenant, p)
+            .await?
+            .ok_or_else(|| SecretsError::NotFound(p.to_owned()))?;
+        if record.destroyed_at.is_some() {
+            return Err(SecretsError::Destroyed(p.to_owned(), record.version));
+        }
+        if record.deleted_at.is_some() {
+            return Err(SecretsError::Deleted(p.to_owned(), record.version));
+        }
+        if kek_revoked {
+            let key = record
+                .sealed
+                .as_ref()
+                .map_or(0, |s| i64::from(s.key_version));
+            return Err(SecretsError::KeyRevoked(key));
+        }
+        let key = (tenant, p.to_owned());
+        if let Ok(opened) = self.opened.lock()
+            && let Some(kept) = opened.get(&key)
+            && (kept.version, kept.created_at) == (record.version, record.created_at)
+        {
+            return Ok(kept.value.clone());
+        }
+        let value = Arc::new(self.open_version(tx, path, &record).await?);
+        if let Ok(mut opened) = self.opened.lock() {
+            if opened.len() >= KEPT_OPENED
+                && !opened.contains_key(&key)
+                && let Some(other) = opened.keys().next().cloned()
+            {
+                opened.remove(&other);
+            }
+            opened.insert(
+                key,
+                OpenedVersion {
+                    version: record.version,
+                    created_at: record.created_at,
+                    value: value.clone(),
+                },
+            );
+        }
+        Ok(value)
     }
 
     fn open_kek(&self, r: &TenantKeyRecord) -> Result<Kek, SecretsError> {

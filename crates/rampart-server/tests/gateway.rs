@@ -681,6 +681,53 @@ async fn calls_that_cannot_be_checked_are_refused(b: Backend) {
     s.app.close().await;
 }
 
+/// The upstream key is kept opened between calls, but a new version is used from the next call
+/// on, and a deleted one is not used at all.
+async fn a_changed_upstream_key_applies_to_the_next_call(b: Backend) {
+    let s = setup(b).await;
+    s.configure("refuse").await;
+    let token = s.caller(&["gateway:call"]).await;
+    let body = json!({ "model": "echo-4", "messages": [{ "role": "user", "content": "hello" }] });
+    let sent_key = |s: &Setup| {
+        let calls = s.rec.calls();
+        let (headers, _) = calls.last().unwrap();
+        headers["authorization"].to_str().unwrap().to_owned()
+    };
+    for _ in 0..2 {
+        let r = s.chat(&token, body.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(sent_key(&s), format!("Bearer {UPSTREAM_KEY}"));
+    }
+    let r = s
+        .app
+        .call(
+            Method::PUT,
+            "/v1/secrets/data/llm/key",
+            Some(&s.admin),
+            Some(json!({ "value": "sk-upstream-rotated-0002" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = s.chat(&token, body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(sent_key(&s), "Bearer sk-upstream-rotated-0002");
+    let r = s
+        .app
+        .post(
+            "/v1/secrets/delete/llm/key",
+            &s.admin,
+            json!({ "versions": [2] }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let before = s.rec.calls().len();
+    let r = s.chat(&token, body.clone()).await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.text);
+    assert!(!r.text.contains("rotated"), "{}", r.text);
+    assert_eq!(s.rec.calls().len(), before, "nothing left the building");
+    s.app.close().await;
+}
+
 async fn directives_block_calls_or_abort_the_mission(b: Backend) {
     let s = setup(b).await;
     s.configure_with(
@@ -983,4 +1030,5 @@ on_both_backends!(
     official_sdks_complete_calls_and_no_raw_value_leaves,
     mission_calls_keep_their_pinned_instructions,
     calls_that_cannot_be_checked_are_refused,
+    a_changed_upstream_key_applies_to_the_next_call,
 );

@@ -56,7 +56,7 @@ pub async fn upstream_key(
         .map_err(|e| ApiError::internal(format!("stored gateway configuration: {e}")))?;
     let opened = state
         .secrets
-        .get(tx, tenant, &path, None)
+        .current(tx, tenant, &path)
         .await
         .map_err(|e| {
             let e = ApiError::from(e);
@@ -69,7 +69,7 @@ pub async fn upstream_key(
                 e
             }
         })?;
-    let key = std::str::from_utf8(opened.value.expose())
+    let key = std::str::from_utf8(opened.expose())
         .map(|s| Zeroizing::new(s.trim().to_owned()))
         .map_err(|_| {
             ApiError::conflict(format!(

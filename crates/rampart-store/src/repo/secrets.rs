@@ -300,6 +300,35 @@ impl Tx {
         .collect()
     }
 
+    /// The newest version of the secret at `path`, and whether the KEK version wrapping it is
+    /// revoked, in one statement.
+    pub async fn current_secret_version(
+        &mut self,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<Option<(SecretVersionRecord, bool)>, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(None);
+        }
+        let row = self
+            .fetch_optional(
+                &sql!(
+                    "SELECT v.tenant_id, v.path, v.version, v.key_version, v.wrapped_dek, \
+                     v.ciphertext, v.created_at, v.deleted_at, v.destroyed_at, \
+                     CAST(CASE WHEN k.state = 'revoked' THEN 1 ELSE 0 END AS BIGINT) AS kek_revoked \
+                     FROM secrets s JOIN secret_versions v ON v.tenant_id = s.tenant_id \
+                     AND v.path = s.path AND v.version = s.current_version \
+                     LEFT JOIN tenant_keys k ON k.tenant_id = v.tenant_id \
+                     AND k.version = v.key_version \
+                     WHERE s.tenant_id = $1 AND s.path = $2"
+                ),
+                &[Val::Uuid(*tenant.as_uuid()), Val::Text(path)],
+            )
+            .await?;
+        row.map(|r| Ok((version_from_row(&r)?, r.int("kek_revoked")? != 0)))
+            .transpose()
+    }
+
     pub async fn secret_version(
         &mut self,
         tenant: TenantId,
