@@ -958,6 +958,59 @@ async fn drift_from_the_learned_profile_is_blocked(b: Backend) {
     s.app.close().await;
 }
 
+/// Two calls with one idempotency key, sent at the same moment with different bodies: only one
+/// body ever leaves. The other call is refused (`409`) or, if it came second, replays the first.
+async fn concurrent_calls_with_one_idempotency_key_forward_one_original(b: Backend) {
+    let s = setup(b).await;
+    s.configure("refuse").await;
+    let token = s.caller(&["gateway:call"]).await;
+    let send = |text: String, key: &str| {
+        let body = json!({ "model": "echo-4", "messages": [{ "role": "user", "content": text }] });
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v1/chat/completions")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    let mut refused = 0;
+    for pair in 0..6 {
+        let key = format!("pair-{pair}");
+        let (a, b) = tokio::join!(
+            s.app
+                .send(send(format!("pair {pair}: refund invoice 7"), &key)),
+            s.app
+                .send(send(format!("pair {pair}: refund every invoice"), &key)),
+        );
+        for r in [&a, &b] {
+            if r.status == StatusCode::CONFLICT {
+                refused += 1;
+                r.assert_problem(409, "conflict");
+            } else {
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+        }
+        assert!(a.status == StatusCode::OK || b.status == StatusCode::OK);
+        let prefix = format!("pair {pair}: ");
+        let sent: std::collections::BTreeSet<String> = s
+            .rec
+            .calls()
+            .iter()
+            .map(|(_, body)| last_user(body))
+            .filter(|text| text.starts_with(&prefix))
+            .collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "two different bodies left under one key: {sent:?}"
+        );
+    }
+    assert_eq!(s.denied().await.len(), refused);
+    s.app.close().await;
+}
+
 async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
     let s = setup(b).await;
     s.configure("refuse").await;
@@ -1031,4 +1084,5 @@ on_both_backends!(
     mission_calls_keep_their_pinned_instructions,
     calls_that_cannot_be_checked_are_refused,
     a_changed_upstream_key_applies_to_the_next_call,
+    concurrent_calls_with_one_idempotency_key_forward_one_original,
 );

@@ -89,7 +89,8 @@ pub struct Call {
     pub usage_key: String,
     pub mission: Option<rampart_types::MissionId>,
     /// The request as the client sent it, sealed with the audit record (absent when this call
-    /// replays one already sealed).
+    /// replays one already sealed, or carries an idempotency key and was sealed before it was
+    /// forwarded).
     pub original: Option<Value>,
     pub replay: replay::Replay,
     pub provider: Provider,
@@ -154,6 +155,7 @@ impl Call {
                 .await?;
         }
         if let Some(original) = self.original.take() {
+            // Without an idempotency key no other call can have recorded under this one's.
             replay::seal(
                 &self.state,
                 &mut tx,
@@ -460,6 +462,13 @@ pub async fn handle(
         }
         Err(e) => return Err(refuse(&state, &ctx, &p, provider, e).await),
     };
+    if let Some(key) = replayed.key.as_deref()
+        && let Some(first) = original.take()
+        && let Err(e) =
+            replay::record_first(&state, &p, &ctx.request_id.to_string(), key, &first, now).await
+    {
+        return Err(refuse(&state, &ctx, &p, provider, e).await);
+    }
     let restorable = Restorable {
         values: vault.values(),
     };

@@ -113,7 +113,8 @@ pub async fn open(
     serde_json::from_slice(plain.expose()).map_err(ApiError::internal)
 }
 
-/// Seals a call's original request under the tenant's active KEK, in the call's transaction.
+/// Seals a call's original request under the tenant's active KEK, in `tx`. `false` when a call
+/// with the same idempotency key was recorded first.
 pub async fn seal(
     state: &AppState,
     tx: &mut Tx,
@@ -122,21 +123,53 @@ pub async fn seal(
     key: Option<&str>,
     original: &Value,
     now: Timestamp,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let bytes = canonical(original)?;
     let kek = state.secrets.active_kek(tx, tenant, now).await?;
     let sealed_body = kek
         .seal_small(&context(request_id), &bytes)
         .map_err(ApiError::internal)?;
-    // `false`: a concurrent call with the same key was recorded first; retries replay that one.
-    tx.insert_gateway_request(&GatewayRequestRecord {
-        tenant_id: tenant,
-        request_id: request_id.to_owned(),
-        idempotency_key: key.map(str::to_owned),
-        sealed_body,
-        body_sha256: sha256(&bytes).to_vec(),
-        created_at: now,
-    })
-    .await?;
+    Ok(tx
+        .insert_gateway_request(&GatewayRequestRecord {
+            tenant_id: tenant,
+            request_id: request_id.to_owned(),
+            idempotency_key: key.map(str::to_owned),
+            sealed_body,
+            body_sha256: sha256(&bytes).to_vec(),
+            created_at: now,
+        })
+        .await?)
+}
+
+/// Records the original of a call with a new idempotency key before the call is forwarded, in
+/// a transaction of its own, so that a call with the same key that runs at the same time finds
+/// it: that call is refused (`409`) instead of forwarding what it sent itself, and its retry
+/// replays this original.
+pub async fn record_first(
+    state: &AppState,
+    p: &Principal,
+    request_id: &str,
+    key: &str,
+    original: &Value,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let mut tx = state.store.begin(p.scope()).await?;
+    if !seal(
+        state,
+        &mut tx,
+        p.tenant,
+        request_id,
+        Some(key),
+        original,
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "another call with this `Idempotency-Key` was recorded while this one was being \
+             checked; retry to replay that call's original",
+        ));
+    }
+    tx.commit().await?;
     Ok(())
 }

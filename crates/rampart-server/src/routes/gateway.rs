@@ -47,7 +47,7 @@ pub struct ChatRequest {
     security(("bearer" = ["gateway:call"])),
     responses(
         (status = 200, description = "The upstream's answer, redacted (JSON, or `text/event-stream` when streamed)", body = Object),
-        (status = 409, description = "No upstream configured, the mission is not active, or its instructions drifted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No upstream configured, the mission is not active, its instructions drifted, or a call with the same `Idempotency-Key` was recorded while this one was checked", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The upstream could not be reached or answered with something that cannot be checked", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The Sentinel or the audit trail could not run: nothing was forwarded", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -68,7 +68,7 @@ pub async fn chat_completions(
     security(("bearer" = ["gateway:call"])),
     responses(
         (status = 200, description = "The upstream's answer, redacted (JSON, or `text/event-stream` when streamed)", body = Object),
-        (status = 409, description = "No upstream configured, the mission is not active, or its instructions drifted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No upstream configured, the mission is not active, its instructions drifted, or a call with the same `Idempotency-Key` was recorded while this one was checked", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The upstream could not be reached or answered with something that cannot be checked", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The Sentinel or the audit trail could not run: nothing was forwarded", body = Problem, content_type = "application/problem+json"),
     ))]
