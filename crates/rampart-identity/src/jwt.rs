@@ -5,11 +5,13 @@
 //! the signature before it looks at the claims, and then checks issuer and times. Every rejection
 //! is a distinct [`TokenError`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rampart_crypto::VerifyingKey;
+use rampart_crypto::{VerifyingKey, sha256};
 use rampart_types::{CapabilitySet, FamilyId, MissionId, TenantId, Timestamp, TokenId};
 use serde::{Deserialize, Serialize};
 
@@ -198,11 +200,69 @@ fn check_signature(parts: &Parts<'_>, key: &VerifyingKey) -> Result<(), TokenErr
         .map_err(|_| TokenError::BadSignature)
 }
 
+/// Tokens whose signature was checked, so that a token presented again skips only the Ed25519
+/// verification of the very same bytes under the very same public key. Every other check (the
+/// key still live, the header, issuer, lifetime and time window) runs each time. Entries are
+/// keyed by the SHA-256 of the whole token, so any change to it is a miss. Bounded: when full it
+/// starts again empty.
+#[derive(Default)]
+pub struct CheckedSignatures {
+    seen: Mutex<HashMap<[u8; 32], [u8; 32]>>,
+}
+
+/// How many tokens [`CheckedSignatures`] remembers.
+const CHECKED_SIGNATURES: usize = 16_384;
+
+impl std::fmt::Debug for CheckedSignatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckedSignatures")
+    }
+}
+
+impl CheckedSignatures {
+    fn check(&self, token: &str, parts: &Parts<'_>, key: &VerifyingKey) -> Result<(), TokenError> {
+        let digest = sha256(token.as_bytes());
+        if let Ok(seen) = self.seen.lock()
+            && seen.get(&digest) == Some(key.as_bytes())
+        {
+            return Ok(());
+        }
+        check_signature(parts, key)?;
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= CHECKED_SIGNATURES {
+                seen.clear();
+            }
+            seen.insert(digest, *key.as_bytes());
+        }
+        Ok(())
+    }
+}
+
 /// Verifies an access token against the key set and the options.
 pub fn verify_access_token(
     token: &str,
     keys: &KeySet,
     opts: &VerifyOptions<'_>,
+) -> Result<VerifiedAccessToken, TokenError> {
+    verify(token, keys, opts, None)
+}
+
+/// [`verify_access_token`] for a server that sees the same tokens again and again: the signature
+/// check is skipped for a token `checked` saw pass under the same key.
+pub fn verify_access_token_cached(
+    token: &str,
+    keys: &KeySet,
+    opts: &VerifyOptions<'_>,
+    checked: &CheckedSignatures,
+) -> Result<VerifiedAccessToken, TokenError> {
+    verify(token, keys, opts, Some(checked))
+}
+
+fn verify(
+    token: &str,
+    keys: &KeySet,
+    opts: &VerifyOptions<'_>,
+    checked: Option<&CheckedSignatures>,
 ) -> Result<VerifiedAccessToken, TokenError> {
     let parts = split(token)?;
     let header: InHeader =
@@ -225,7 +285,10 @@ pub fn verify_access_token(
     }
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
     let key = keys.get(&kid, opts.now).ok_or(TokenError::UnknownKey)?;
-    check_signature(&parts, key)?;
+    match checked {
+        Some(checked) => checked.check(token, &parts, key)?,
+        None => check_signature(&parts, key)?,
+    }
 
     // Only now, with the signature checked, are the claims parsed.
     let claims: AccessClaims = serde_json::from_slice(&b64(parts.payload)?)
@@ -379,6 +442,58 @@ mod tests {
             verify_access_token(&token, &keys, &opts(1_100)),
             Err(TokenError::InvalidClaims(_))
         ));
+    }
+
+    /// A remembered signature skips only the Ed25519 check of the same bytes under the same key:
+    /// any other token, a key that is no longer live and an expired token are still refused.
+    #[test]
+    fn checked_signatures_skip_nothing_but_the_same_check() {
+        let (signer, _, claims) = fixture();
+        let keys = KeySet::new(vec![VerificationKey::new(
+            signer.verifying_key(),
+            Some(Timestamp::from_unix_seconds(1_200)),
+        )]);
+        let checked = CheckedSignatures::default();
+        let token = sign_access_token(&signer, &claims).unwrap();
+        for _ in 0..2 {
+            let v = verify_access_token_cached(&token, &keys, &opts(1_100), &checked).unwrap();
+            assert_eq!(v.claims(), &claims);
+        }
+        // One character of the signature changed: a different token, checked afresh.
+        let mut tampered = token.clone().into_bytes();
+        let at = tampered.len() - 10;
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            verify_access_token_cached(&tampered, &keys, &opts(1_100), &checked).unwrap_err(),
+            TokenError::BadSignature
+        );
+        // The claims of another token under the remembered signature.
+        let mut other = claims.clone();
+        other.sub = "someone-else".into();
+        let forged = format!(
+            "{}.{}",
+            sign_access_token(&signer, &other)
+                .unwrap()
+                .rsplit_once('.')
+                .unwrap()
+                .0,
+            token.rsplit_once('.').unwrap().1
+        );
+        assert_eq!(
+            verify_access_token_cached(&forged, &keys, &opts(1_100), &checked).unwrap_err(),
+            TokenError::BadSignature
+        );
+        // Past the key's `verify_until`, and past the token's expiry, the cache does not help.
+        assert_eq!(
+            verify_access_token_cached(&token, &keys, &opts(1_300), &checked).unwrap_err(),
+            TokenError::UnknownKey
+        );
+        let live = KeySet::new(vec![VerificationKey::new(signer.verifying_key(), None)]);
+        assert_eq!(
+            verify_access_token_cached(&token, &live, &opts(1_930), &checked).unwrap_err(),
+            TokenError::Expired
+        );
     }
 
     #[test]

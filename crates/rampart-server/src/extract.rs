@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use rampart_identity::{Actor, VerifyOptions};
-use rampart_identity::{TokenError, VerifiedAccessToken, jwt::verify_access_token};
+use rampart_identity::{TokenError, VerifiedAccessToken, jwt::verify_access_token_cached};
 use rampart_store::{Scope, TenantScope, Tx};
 use rampart_types::{
     AgentId, AuditAction, AuditEvent, Capability, CapabilitySet, FamilyId, MissionId, Outcome,
@@ -552,7 +552,12 @@ pub async fn verify_bearer(state: &AppState, token: &str) -> Result<VerifiedAcce
             leeway: state.config.clock_skew,
             max_lifetime: state.config.access_token_ttl,
         };
-        Ok::<_, ApiError>(verify_access_token(token, &keys.keys, &opts))
+        Ok::<_, ApiError>(verify_access_token_cached(
+            token,
+            &keys.keys,
+            &opts,
+            state.keys.checked(),
+        ))
     };
     match attempt(state)? {
         Ok(v) => Ok(v),

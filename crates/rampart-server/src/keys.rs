@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use rampart_crypto::{AeadKey, CryptoError, Secret, SigningKey, VerifyingKey};
+use rampart_identity::jwt::CheckedSignatures;
 use rampart_identity::{KeySet, TokenSigner, VerificationKey};
 use rampart_store::{SigningKeyRecord, Store, StoreError, Tx};
 use rampart_types::{Clock, Timestamp};
@@ -54,6 +55,8 @@ pub struct KeyManager {
     rotation_period: Duration,
     state: RwLock<Option<Arc<KeyState>>>,
     last_reload: tokio::sync::Mutex<Instant>,
+    /// Access tokens whose signature this node has checked.
+    checked: CheckedSignatures,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -85,7 +88,14 @@ impl KeyManager {
             rotation_period,
             state: RwLock::new(None),
             last_reload: tokio::sync::Mutex::new(Instant::now()),
+            checked: CheckedSignatures::default(),
         }
+    }
+
+    /// Access tokens whose signature this node has checked (see [`CheckedSignatures`]).
+    #[must_use]
+    pub fn checked(&self) -> &CheckedSignatures {
+        &self.checked
     }
 
     /// The keys in effect. `None` only before the first successful load.
