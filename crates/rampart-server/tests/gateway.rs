@@ -958,6 +958,18 @@ async fn drift_from_the_learned_profile_is_blocked(b: Backend) {
     s.app.close().await;
 }
 
+/// A chat completion carrying an `Idempotency-Key`.
+fn keyed_chat(token: &str, key: &str, body: &Value) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v1/chat/completions")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
 /// Two calls with one idempotency key, sent at the same moment with different bodies: only one
 /// body ever leaves. The other call is refused (`409`) or, if it came second, replays the first.
 async fn concurrent_calls_with_one_idempotency_key_forward_one_original(b: Backend) {
@@ -966,14 +978,7 @@ async fn concurrent_calls_with_one_idempotency_key_forward_one_original(b: Backe
     let token = s.caller(&["gateway:call"]).await;
     let send = |text: String, key: &str| {
         let body = json!({ "model": "echo-4", "messages": [{ "role": "user", "content": text }] });
-        axum::http::Request::builder()
-            .method(Method::POST)
-            .uri("/v1/chat/completions")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap()
+        keyed_chat(&token, key, &body)
     };
     let mut refused = 0;
     for pair in 0..6 {
@@ -1015,16 +1020,7 @@ async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
     let s = setup(b).await;
     s.configure("refuse").await;
     let token = s.caller(&["gateway:call"]).await;
-    let send = |body: Value, key: &str| {
-        axum::http::Request::builder()
-            .method(Method::POST)
-            .uri("/v1/chat/completions")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap()
-    };
+    let send = |body: Value, key: &str| keyed_chat(&token, key, &body);
     let original = json!({ "model": "echo-4", "messages": [
         { "role": "user", "content": format!("Refund invoice 7 to {}", value("EMAIL")) } ] });
     let first = s.app.send(send(original.clone(), "refund-7")).await;
