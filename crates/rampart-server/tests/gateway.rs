@@ -886,6 +886,49 @@ async fn missions_carry_spend_budgets_and_their_own_directives(b: Backend) {
     s.app.close().await;
 }
 
+/// A client that reads the start of a stream and hangs up has had part of the answer: the call
+/// is audited as failed and still counts, with its output tokens estimated.
+async fn a_stream_cut_by_the_client_still_counts(b: Backend) {
+    let s = setup(b).await;
+    s.configure_with("refuse", json!({ "directives": [{ "type": "budget" }] }))
+        .await;
+    let (_, token) = s.mission(json!({ "calls": 1 })).await;
+    // `echo-1` streams one character per event: far more events than the relay buffers.
+    let mut call = pinned_call("echo-1", &"tell me about invoice seven. ".repeat(40));
+    call["stream"] = json!(true);
+    let base = serve(s.app.router.clone()).await;
+    let mut resp = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&token)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(resp.chunk().await.unwrap().is_some());
+    drop(resp);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let record = loop {
+        if let Some(r) = s.llm_calls().await.pop() {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cut call was not audited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["outcome"], "failed", "{record}");
+    assert_eq!(record["detail"]["error"], "the client went away");
+    let usage = &record["detail"]["usage"];
+    assert_eq!(usage["output_estimated"], true, "{usage}");
+    assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{usage}");
+    // The one call the budget allows is spent.
+    let r = s.chat(&token, pinned_call("echo-4", "hi")).await;
+    blocked_by(&r, "budget");
+    s.app.close().await;
+}
+
 async fn streams_count_their_usage_even_unasked(b: Backend) {
     let s = setup(b).await;
     s.configure_with("refuse", json!({ "directives": [{ "type": "budget" }] }))
@@ -1081,4 +1124,5 @@ on_both_backends!(
     calls_that_cannot_be_checked_are_refused,
     a_changed_upstream_key_applies_to_the_next_call,
     concurrent_calls_with_one_idempotency_key_forward_one_original,
+    a_stream_cut_by_the_client_still_counts,
 );

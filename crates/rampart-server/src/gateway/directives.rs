@@ -59,7 +59,7 @@ pub enum Directive {
         #[serde(default)]
         action: Action,
     },
-    /// Behaviour unlike the caller's profile — the models and tools it used in completed calls
+    /// Behaviour unlike the caller's profile — the models and tools it used in forwarded calls
     /// and its usual calls per active minute — once `learn_calls` calls have built it.
     Drift {
         /// A model the caller never used.
@@ -73,7 +73,7 @@ pub enum Directive {
         #[schema(minimum = 1.0, maximum = 1000.0)]
         #[serde(default, skip_serializing_if = "Option::is_none")]
         burst_factor: Option<f64>,
-        /// Completed calls before the profile is checked.
+        /// Forwarded calls before the profile is checked.
         #[schema(minimum = 1, maximum = 1_000_000_000)]
         #[serde(
             default = "learn_calls",

@@ -168,14 +168,14 @@ impl Call {
             .await?;
         }
         record_ahead(&self.state, &mut tx, &event, ahead).await?;
-        if outcome == Outcome::Success {
-            self.count(&mut tx, usage, now).await?;
-        }
+        // Every forwarded call counts, whatever its outcome: a client that cuts a stream before
+        // its end has had the answer so far, and must not escape budgets and rate limits.
+        self.count(&mut tx, usage, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Counts a completed call: usage where budgets and rate limits look (the mission, or the
+    /// Counts a forwarded call: usage where budgets and rate limits look (the mission, or the
     /// subject), the subject's own usage for its profile, and the model and tools it used.
     async fn count(&self, tx: &mut Tx, usage: Usage, now: Timestamp) -> Result<(), ApiError> {
         let tokens = usage
@@ -211,11 +211,15 @@ impl Call {
 pub struct Usage {
     pub input: Option<u64>,
     pub output: Option<u64>,
+    /// `output` is the gateway's estimate (a stream that ended before the upstream reported
+    /// its usage), not the upstream's count.
+    pub output_estimated: bool,
 }
 
 impl Usage {
     fn to_json(self) -> Value {
-        json!({ "input_tokens": self.input, "output_tokens": self.output })
+        json!({ "input_tokens": self.input, "output_tokens": self.output,
+                "output_estimated": self.output_estimated })
     }
 }
 

@@ -50,6 +50,10 @@ fn restored(
     Some(quoted[1..quoted.len() - 1].to_owned())
 }
 
+/// Characters per token in the estimate of a cut stream's output (the usual rule of thumb for
+/// English text with the GPT and Claude tokenizers).
+const CHARS_PER_TOKEN: u64 = 4;
+
 /// The stream transformer: chains keyed by (choice or block index, slot), slot 0 for text and
 /// `1 + i` for tool call `i`.
 struct Relay<'a> {
@@ -61,6 +65,9 @@ struct Relay<'a> {
     redacted: &'a mut Redacted,
     chains: BTreeMap<(u64, u64), Chain<'a>>,
     usage: Usage,
+    /// Characters of text and tool-call arguments the upstream streamed, for an estimate of the
+    /// output tokens when the stream ends before its usage.
+    streamed_chars: u64,
     /// Drop OpenAI's usage chunk: the gateway asked for it, the client did not.
     hide_usage: bool,
     /// `id`, `created`, `model` of the last OpenAI chunk, for chunks the relay adds.
@@ -70,6 +77,9 @@ struct Relay<'a> {
 
 impl<'a> Relay<'a> {
     fn push(&mut self, key: (u64, u64), json: bool, text: &str) -> String {
+        self.streamed_chars = self
+            .streamed_chars
+            .saturating_add(u64::try_from(text.chars().count()).unwrap_or(u64::MAX));
         let (detector, redactor) = (self.detector, self.redactor);
         let chain = self.chains.entry(key).or_insert_with(|| Chain {
             redactor: StreamRedactor::new(
@@ -87,6 +97,17 @@ impl<'a> Relay<'a> {
         chain
             .restorer
             .push(&out, |t| restored(restorable, redactor, t, json))
+    }
+
+    /// The usage the upstream reported or, for a stream that ended before reporting it, an
+    /// estimate of the output tokens: one per four characters streamed, rounded up.
+    fn usage_or_estimate(&self) -> Usage {
+        let mut usage = self.usage;
+        if usage.output.is_none() && self.streamed_chars > 0 {
+            usage.output = Some(self.streamed_chars.div_ceil(CHARS_PER_TOKEN));
+            usage.output_estimated = true;
+        }
+        usage
     }
 
     /// Ends a text: what its redactor and restorer still held, and whether it is JSON.
@@ -398,6 +419,7 @@ fn relay(
                 redacted,
                 chains: BTreeMap::new(),
                 usage: Usage::default(),
+                streamed_chars: 0,
                 hide_usage,
                 meta: json!({}),
                 terminator: None,
@@ -443,7 +465,7 @@ fn relay(
                     }
                 }
             }
-            (relay.usage, relay.terminator.take())
+            (relay.usage_or_estimate(), relay.terminator.take())
         }
     };
     let (outcome, error) = match (&failure, client_gone) {
