@@ -71,7 +71,7 @@ pub fn postgres_app_grants() -> &'static [(&'static str, &'static str)] {
         ("principal_revocations", "SELECT, INSERT"),
         ("gateway_configs", "SELECT, INSERT"),
         ("gateway_usage", "SELECT, INSERT, UPDATE"),
-        ("gateway_requests", "SELECT, INSERT"),
+        ("gateway_requests", "SELECT, INSERT, UPDATE"),
         ("gateway_profiles", "SELECT, INSERT"),
     ]
 }

@@ -173,3 +173,41 @@ pub async fn record_first(
     tx.commit().await?;
     Ok(())
 }
+
+/// Originals re-sealed per transaction when a KEK is re-wrapped.
+const RESEAL_BATCH: i64 = 500;
+
+/// Re-seals, under the active KEK, the next originals sealed under version `from` (after
+/// request id `after`), as part of re-wrapping that version before it is revoked. Returns how
+/// many, and the last request id; 0 when none are left.
+pub async fn reseal_batch(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant: TenantId,
+    from: i64,
+    after: &str,
+    now: Timestamp,
+) -> Result<(usize, String), ApiError> {
+    let version = u32::try_from(from)
+        .map_err(|_| ApiError::internal(format!("key version {from} out of range")))?;
+    let batch = tx
+        .gateway_requests_sealed_under(tenant, version, after, RESEAL_BATCH)
+        .await?;
+    let Some(last) = batch.last().map(|r| r.request_id.clone()) else {
+        return Ok((0, after.to_owned()));
+    };
+    let old = state.secrets.kek(tx, tenant, from).await?;
+    let to = state.secrets.active_kek(tx, tenant, now).await?;
+    for r in &batch {
+        let context = context(&r.request_id);
+        let plain = old
+            .open_small(&context, &r.sealed_body)
+            .map_err(ApiError::internal)?;
+        let resealed = to
+            .seal_small(&context, plain.expose())
+            .map_err(ApiError::internal)?;
+        tx.reseal_gateway_request(tenant, &r.request_id, &resealed)
+            .await?;
+    }
+    Ok((batch.len(), last))
+}

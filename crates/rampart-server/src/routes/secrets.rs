@@ -1071,8 +1071,42 @@ async fn rewrap_all(
         tx.commit().await?;
         total += batch.versions;
         if batch.done {
+            reseal_gateway_originals(state, principal, ctx, from).await?;
             return Ok(total);
         }
+    }
+}
+
+/// Re-seals the gateway's sealed call originals that are under key version `from`, a batch per
+/// transaction, each audited (there is one per call, so they do not fit in one transaction).
+async fn reseal_gateway_originals(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    from: i64,
+) -> Result<(), ApiError> {
+    let tenant = principal.tenant;
+    let mut after = String::new();
+    loop {
+        let mut tx = state.store.begin(principal.scope()).await?;
+        let now = state.clock.now();
+        let (n, last) =
+            crate::gateway::replay::reseal_batch(state, &mut tx, tenant, from, &after, now).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let event = ctx.event(
+            tenant,
+            &principal.subject,
+            AuditAction::TenantKeyRewrap,
+            format!("tenant_key:{from}"),
+            Outcome::Success,
+            json!({ "from": from, "gateway_requests": n }),
+            now,
+        );
+        audit(state, &mut tx, event).await?;
+        tx.commit().await?;
+        after = last;
     }
 }
 

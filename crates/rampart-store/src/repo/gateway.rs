@@ -213,6 +213,66 @@ impl Tx {
         .transpose()
     }
 
+    /// Up to `limit` recorded calls whose original is sealed under KEK version `key_version`,
+    /// after request id `after`, in request-id order.
+    pub async fn gateway_requests_sealed_under(
+        &mut self,
+        tenant: TenantId,
+        key_version: u32,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<GatewayRequestRecord>, StoreError> {
+        if !self.scope().allows(tenant) {
+            return Ok(Vec::new());
+        }
+        let prefix = key_version.to_be_bytes();
+        self.fetch_all(
+            &sql!(
+                pg: "SELECT tenant_id, request_id, idempotency_key, sealed_body, body_sha256, \
+                     created_at FROM gateway_requests WHERE tenant_id = $1 AND request_id > $2 \
+                     AND substring(sealed_body from 1 for 4) = $3 ORDER BY request_id LIMIT $4",
+                sqlite: "SELECT tenant_id, request_id, idempotency_key, sealed_body, body_sha256, \
+                         created_at FROM gateway_requests WHERE tenant_id = $1 AND request_id > $2 \
+                         AND substr(sealed_body, 1, 4) = $3 ORDER BY request_id LIMIT $4",
+            ),
+            &[
+                Val::Uuid(*tenant.as_uuid()),
+                Val::Text(after),
+                Val::Bytes(&prefix),
+                Val::Int(limit),
+            ],
+        )
+        .await?
+        .iter()
+        .map(request_from_row)
+        .collect()
+    }
+
+    /// Replaces the sealed original of a recorded call (re-sealed under another KEK version; its
+    /// hash does not change).
+    pub async fn reseal_gateway_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+        sealed_body: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.guard_write(tenant)?;
+        Ok(self
+            .execute(
+                &sql!(
+                    "UPDATE gateway_requests SET sealed_body = $3 \
+                     WHERE tenant_id = $1 AND request_id = $2"
+                ),
+                &[
+                    Val::Uuid(*tenant.as_uuid()),
+                    Val::Text(request_id),
+                    Val::Bytes(sealed_body),
+                ],
+            )
+            .await?
+            == 1)
+    }
+
     /// The call recorded under idempotency key `key`.
     pub async fn gateway_request_by_key(
         &mut self,
