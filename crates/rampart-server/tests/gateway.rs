@@ -1095,20 +1095,7 @@ async fn retries_replay_the_sealed_original_which_can_be_revealed(b: Backend) {
     // Even after the KEK it was sealed under is rotated out and revoked (it is re-sealed with
     // the secrets), the exact original comes back to a holder of sentinel:reveal, hash-checked
     // and audited.
-    let r = s
-        .app
-        .post("/v1/secrets/keys/rotate", &s.admin, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = s
-        .app
-        .post(
-            "/v1/secrets/keys/1/revoke",
-            &s.admin,
-            json!({ "reason": "rotation drill" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    s.app.rotate_and_revoke_first_kek(&s.admin).await;
     let path = format!("/v1/gateway/requests/{first_id}/reveal");
     let r = s.app.post(&path, &s.admin, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -543,20 +543,7 @@ async fn pinned_instructions_are_revealed_exactly_with_the_capability_across_a_k
     assert_eq!(r.body["instructions"], INSTRUCTIONS);
     assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
 
-    let rotated = s
-        .app
-        .post("/v1/secrets/keys/rotate", &s.admin, json!({}))
-        .await;
-    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
-    let revoked = s
-        .app
-        .post(
-            "/v1/secrets/keys/1/revoke",
-            &s.admin,
-            json!({ "reason": "rotation drill" }),
-        )
-        .await;
-    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    s.app.rotate_and_revoke_first_kek(&s.admin).await;
     let r = s.app.post(&path, &revealer, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["instructions"], INSTRUCTIONS);

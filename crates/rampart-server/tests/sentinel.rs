@@ -475,16 +475,7 @@ async fn the_sentinel_key_survives_a_kek_rotation_and_revocation(b: Backend) {
         &redact(&app, &t, "mail jane.doe@example.com", "prompt").await,
         "EMAIL",
     );
-    let r = app.post("/v1/secrets/keys/rotate", &t, json!({})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = app
-        .post(
-            "/v1/secrets/keys/1/revoke",
-            &t,
-            json!({ "reason": "rotation drill" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.rotate_and_revoke_first_kek(&t).await;
     assert_eq!(
         reveal(&app, &t, &[&tok]).await["values"][0]["value"],
         "jane.doe@example.com"

@@ -292,6 +292,21 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// Rotates the tenant's KEK and revokes version 1, which re-wraps everything sealed under
+    /// it (`token` needs `secrets:admin`).
+    pub async fn rotate_and_revoke_first_kek(&self, token: &str) {
+        let r = self.post("/v1/secrets/keys/rotate", token, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = self
+            .post(
+                "/v1/secrets/keys/1/revoke",
+                token,
+                json!({ "reason": "rotation drill" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Res {
         self.call(Method::DELETE, path, Some(token), None).await
     }
