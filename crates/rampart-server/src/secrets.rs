@@ -104,6 +104,17 @@ async fn key_record(
         .ok_or(SecretsError::NoSuchKey(version))
 }
 
+/// Refuses a version that is destroyed or (soft-)deleted.
+fn readable(record: &SecretVersionRecord) -> Result<(), SecretsError> {
+    if record.destroyed_at.is_some() {
+        return Err(SecretsError::Destroyed(record.path.clone(), record.version));
+    }
+    if record.deleted_at.is_some() {
+        return Err(SecretsError::Deleted(record.path.clone(), record.version));
+    }
+    Ok(())
+}
+
 impl SecretsService {
     #[must_use]
     pub fn new(wrapper: KekWrapper) -> Self {
@@ -128,12 +139,7 @@ impl SecretsService {
             .current_secret_version(tenant, p)
             .await?
             .ok_or_else(|| SecretsError::NotFound(p.to_owned()))?;
-        if record.destroyed_at.is_some() {
-            return Err(SecretsError::Destroyed(p.to_owned(), record.version));
-        }
-        if record.deleted_at.is_some() {
-            return Err(SecretsError::Deleted(p.to_owned(), record.version));
-        }
+        readable(&record)?;
         if kek_revoked {
             let key = record
                 .sealed
@@ -288,12 +294,7 @@ impl SecretsService {
             .secret_version(tenant, p, version)
             .await?
             .ok_or_else(|| SecretsError::NoSuchVersion(p.to_owned(), version))?;
-        if record.destroyed_at.is_some() {
-            return Err(SecretsError::Destroyed(p.to_owned(), version));
-        }
-        if record.deleted_at.is_some() {
-            return Err(SecretsError::Deleted(p.to_owned(), version));
-        }
+        readable(&record)?;
         let value = self.open_version(tx, path, &record).await?;
         Ok(Opened {
             version: record,
