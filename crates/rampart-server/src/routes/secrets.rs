@@ -1026,7 +1026,8 @@ async fn rotate(
 }
 
 /// Moves every secret version off key version `from`, a batch per transaction, each audited;
-/// the last batch also moves the webhook endpoint keys sealed under it.
+/// the last batch also moves the webhook endpoint keys, the Sentinel key and the missions'
+/// instructions sealed under it, and then the gateway's sealed call originals follow.
 async fn rewrap_all(
     state: &AppState,
     principal: &Principal,
@@ -1044,16 +1045,13 @@ async fn rewrap_all(
             .rewrap_batch(&mut tx, tenant, from, now)
             .await?;
         if batch.versions > 0 {
-            let event = ctx.event(
-                tenant,
-                &principal.subject,
-                AuditAction::TenantKeyRewrap,
-                format!("tenant_key:{from}"),
-                Outcome::Success,
-                json!({ "from": from, "versions": batch.versions, "reason": why }),
-                now,
-            );
-            audit(state, &mut tx, event).await?;
+            let detail = json!({ "from": from, "versions": batch.versions, "reason": why });
+            audit(
+                state,
+                &mut tx,
+                rewrap_event(ctx, principal, from, detail, now),
+            )
+            .await?;
         }
         if batch.done {
             // Webhook endpoint keys sealed under `from` move with the secrets.
@@ -1095,19 +1093,35 @@ async fn reseal_gateway_originals(
         if n == 0 {
             return Ok(());
         }
-        let event = ctx.event(
-            tenant,
-            &principal.subject,
-            AuditAction::TenantKeyRewrap,
-            format!("tenant_key:{from}"),
-            Outcome::Success,
-            json!({ "from": from, "gateway_requests": n }),
-            now,
-        );
-        audit(state, &mut tx, event).await?;
+        let detail = json!({ "from": from, "gateway_requests": n });
+        audit(
+            state,
+            &mut tx,
+            rewrap_event(ctx, principal, from, detail, now),
+        )
+        .await?;
         tx.commit().await?;
         after = last;
     }
+}
+
+/// The audit record of one batch moved off key version `from`.
+fn rewrap_event(
+    ctx: &RequestContext,
+    principal: &Principal,
+    from: i64,
+    detail: serde_json::Value,
+    now: Timestamp,
+) -> AuditEvent {
+    ctx.event(
+        principal.tenant,
+        &principal.subject,
+        AuditAction::TenantKeyRewrap,
+        format!("tenant_key:{from}"),
+        Outcome::Success,
+        detail,
+        now,
+    )
 }
 
 /// Revoke a key-encryption key version: every secret version it wraps is re-wrapped under the
