@@ -15,6 +15,7 @@ pub mod audit;
 pub mod backends;
 pub mod bootstrap;
 pub mod bus;
+mod cache;
 pub mod config;
 pub mod credentials;
 pub mod disclosed;

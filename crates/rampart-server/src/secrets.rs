@@ -156,20 +156,12 @@ impl SecretsService {
         }
         let value = Arc::new(self.open_version(tx, path, &record).await?);
         if let Ok(mut opened) = self.opened.lock() {
-            if opened.len() >= KEPT_OPENED
-                && !opened.contains_key(&key)
-                && let Some(other) = opened.keys().next().cloned()
-            {
-                opened.remove(&other);
-            }
-            opened.insert(
-                key,
-                OpenedVersion {
-                    version: record.version,
-                    created_at: record.created_at,
-                    value: value.clone(),
-                },
-            );
+            let kept = OpenedVersion {
+                version: record.version,
+                created_at: record.created_at,
+                value: value.clone(),
+            };
+            crate::cache::insert_bounded(&mut opened, KEPT_OPENED, key, kept);
         }
         Ok(value)
     }

@@ -256,16 +256,14 @@ impl SentinelService {
     }
 
     fn keep(&self, tenant: TenantId, stamp: SentinelStamp, redactor: &Redactor) {
-        let Ok(mut cache) = self.redactors.lock() else {
-            return;
-        };
-        if cache.len() >= CACHED_REDACTORS
-            && !cache.contains_key(&tenant)
-            && let Some(other) = cache.keys().next().copied()
-        {
-            cache.remove(&other);
+        if let Ok(mut cache) = self.redactors.lock() {
+            crate::cache::insert_bounded(
+                &mut cache,
+                CACHED_REDACTORS,
+                tenant,
+                (stamp, redactor.clone()),
+            );
         }
-        cache.insert(tenant, (stamp, redactor.clone()));
     }
 
     fn fingerprint_key(&self, tenant: TenantId) -> Result<FingerprintKey, ApiError> {
