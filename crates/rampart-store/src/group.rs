@@ -52,8 +52,8 @@ impl State {
             .ok_or(StoreError::Database(sqlx::Error::PoolClosed))
     }
 
-    async fn exec(&mut self, sql: String) -> Result<(), StoreError> {
-        sqlx::raw_sql(AssertSqlSafe(sql))
+    async fn exec(&mut self, sql: impl Into<String>) -> Result<(), StoreError> {
+        sqlx::raw_sql(AssertSqlSafe(sql.into()))
             .execute(self.conn()?)
             .await?;
         Ok(())
@@ -85,7 +85,7 @@ impl State {
             "sqlite group commit failed: {why}"
         );
         // It may already be gone (SQLite rolls back by itself after some errors).
-        let _ = self.exec("ROLLBACK".to_owned()).await;
+        let _ = self.exec("ROLLBACK").await;
         self.open = false;
         self.current = None;
         for w in self.waiting.drain(..) {
@@ -101,13 +101,13 @@ impl State {
             return;
         }
         if self.waiting.is_empty() {
-            if let Err(e) = self.exec("ROLLBACK".to_owned()).await {
+            if let Err(e) = self.exec("ROLLBACK").await {
                 tracing::warn!("rolling back an empty sqlite transaction: {e}");
             }
             self.open = false;
             return;
         }
-        match self.exec("COMMIT".to_owned()).await {
+        match self.exec("COMMIT").await {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::Relaxed);
                 self.open = false;
@@ -170,11 +170,11 @@ impl Writer {
         let s = tx.state()?;
         s.undo_left_behind().await;
         if !s.open {
-            if s.exec("BEGIN IMMEDIATE".to_owned()).await.is_err() {
+            if s.exec("BEGIN IMMEDIATE").await.is_err() {
                 // A begin cancelled earlier may have left a transaction open with nothing
                 // anyone committed in it.
-                let _ = s.exec("ROLLBACK".to_owned()).await;
-                s.exec("BEGIN IMMEDIATE".to_owned()).await?;
+                let _ = s.exec("ROLLBACK").await;
+                s.exec("BEGIN IMMEDIATE").await?;
             }
             s.open = true;
         }
