@@ -327,16 +327,24 @@ mod tests {
         let mut first = writer.begin().await.unwrap();
         insert(&mut first, 0).await.unwrap();
         let mut queued = Vec::new();
+        let started = Arc::new(AtomicU64::new(0));
         for id in 1..=10 {
             let writer = writer.clone();
+            let started = started.clone();
             queued.push(tokio::spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
                 let mut tx = writer.begin().await.unwrap();
                 insert(&mut tx, id).await.unwrap();
                 tx.commit().await
             }));
         }
-        // Let all ten queue for the writer behind `first`.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Let all ten queue for the writer behind `first`: each queues in the same poll that
+        // counted it, so once all are counted a short wait covers the last few instructions,
+        // however slowly the tasks were scheduled.
+        while started.load(Ordering::SeqCst) < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         first.commit().await.unwrap();
         for q in queued {
             q.await.unwrap().unwrap();
@@ -404,7 +412,13 @@ mod tests {
                 for i in 0..60_i64 {
                     let id = task * 1000 + i;
                     let cancel_after = Duration::from_micros(next() % 400);
-                    let began = tokio::time::timeout(cancel_after * 4, writer.begin()).await;
+                    // One begin in four may be cancelled; the others wait their turn, so that
+                    // commits go through however loaded the machine is.
+                    let began = if next() % 4 == 0 {
+                        tokio::time::timeout(cancel_after * 4, writer.begin()).await
+                    } else {
+                        Ok(writer.begin().await)
+                    };
                     let Ok(Ok(mut tx)) = began else {
                         continue;
                     };
